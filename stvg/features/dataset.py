@@ -1,0 +1,170 @@
+"""The torch Dataset that serves stored features to the model, for training and prediction.
+
+One item is one query. From its video entry it takes ``Ts`` of the stored static frames and all
+``Td`` clips, plus the query's text states, and builds the targets in the model's units:
+
+* ``frame_idx`` [Ts] long: which stored frames (indices into the entry's static grid) were taken,
+  ``floor((k + 0.5) * S / Ts)`` for ``k < Ts`` (uniform, as the paper samples; frames repeat when
+  the grid has fewer than ``Ts``), or the explicit ``frames`` of a prediction pass;
+* ``boxes`` [Ts, 4] normalized cxcywh of the GT box on each taken frame, ``box_mask`` [Ts] bool
+  where there is one; ``frame_in_tube`` [Ts] bool; ``clip_in_tube`` [Td] bool (clip overlaps tube);
+* ``span`` [2] float: the GT tube as fractions of the segment, ``[(t0 - s0) / L, (t1 - s0) / L]``.
+
+Features come back as float32 tensors: ``image`` [Ts, C, h, w], ``motion`` [Td, C2, h2, w2],
+``text`` [L, D] with ``text_mask`` [L] (padded per batch by :func:`collate`).
+
+The store is opened lazily in each DataLoader worker (file handles are not shared across fork).
+With ``in_memory=True`` every entry is read once up front (the baseline of ``stvg bench train``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from stvg.data.sample import Sample
+
+
+def uniform_indices(available: int, count: int) -> np.ndarray:
+    """``floor((k + 0.5) * available / count)`` for ``k < count``: evenly spread, int64."""
+    k = np.arange(count, dtype=np.float64)
+    return np.minimum(((k + 0.5) * available / count).astype(np.int64), available - 1)
+
+
+def box_targets(
+    sample: Sample, frame_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GT boxes (normalized cxcywh), their mask and the in-tube mask on ``frame_ids``."""
+    boxes = np.zeros((len(frame_ids), 4), dtype=np.float32)
+    mask = np.zeros(len(frame_ids), dtype=bool)
+    t0, t1 = sample.tube
+    in_tube = (frame_ids >= t0) & (frame_ids < t1)
+    for k, f in enumerate(frame_ids.tolist()):
+        box = sample.boxes.get(int(f))
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
+        boxes[k] = (
+            (x1 + x2) / 2 / sample.width,
+            (y1 + y2) / 2 / sample.height,
+            (x2 - x1) / sample.width,
+            (y2 - y1) / sample.height,
+        )
+        mask[k] = True
+    return boxes, mask, in_tube
+
+
+class FeatureDataset(Dataset):
+    """Queries of one split of a feature store; see the module docstring for the item layout."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        num_frames: int,
+        in_memory: bool = False,
+        sample_ids: list[str] | None = None,
+    ) -> None:
+        from stvg.features.store import open_store
+
+        self.root = str(root)
+        self.split = split
+        self.num_frames = num_frames
+        store = open_store(self.root)
+        samples = store.samples(split)
+        if sample_ids is not None:
+            wanted = set(sample_ids)
+            samples = [s for s in samples if s.sample_id in wanted]
+        self.samples: list[Sample] = samples
+        self.entry_ids = [store.query(s.sample_id, split)["entry_id"] for s in samples]
+        self.manifest = store.manifest
+        self._store: Any = None
+        self._cache: dict[str, Any] | None = None
+        if in_memory:
+            self._store = store
+            self._cache = {}
+            for i in range(len(self.samples)):
+                self._read(i)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _open(self) -> Any:
+        if self._store is None:
+            from stvg.features.store import open_store
+
+            self._store = open_store(self.root)
+        return self._store
+
+    def _read(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        sample = self.samples[index]
+        entry_id = self.entry_ids[index]
+        if self._cache is not None and sample.sample_id in self._cache:
+            return self._cache[sample.sample_id]
+        store = self._open()
+        video = store.video(entry_id, self.split)
+        query = store.query(sample.sample_id, self.split)
+        if self._cache is not None:
+            self._cache[sample.sample_id] = (video, query)
+        return video, query
+
+    def stored_frame_ids(self, index: int) -> np.ndarray:
+        """All static frame ids stored for this query's entry (native ids, [S])."""
+        return np.asarray(self._read(index)[0]["frame_ids"])
+
+    def item(self, index: int, frames: np.ndarray | None = None) -> dict[str, Any]:
+        """The item of query ``index``; ``frames`` picks stored frame indices (prediction passes)."""
+        sample = self.samples[index]
+        video, query = self._read(index)
+        all_ids = np.asarray(video["frame_ids"])
+        idx = uniform_indices(len(all_ids), self.num_frames) if frames is None else np.asarray(frames)
+        frame_ids = all_ids[idx]
+        boxes, box_mask, in_tube = box_targets(sample, frame_ids)
+        spans = np.asarray(video["clip_spans"])
+        t0, t1 = sample.tube
+        s0, s1 = sample.segment
+        length = s1 - s0
+        return {
+            "index": index,
+            "image": torch.from_numpy(np.ascontiguousarray(video["image"][idx], dtype=np.float32)),
+            "motion": torch.from_numpy(np.asarray(video["motion"], dtype=np.float32)),
+            "text": torch.from_numpy(np.asarray(query["text"], dtype=np.float32)),
+            "text_mask": torch.from_numpy(np.asarray(query["text_mask"], dtype=bool)),
+            "frame_idx": torch.from_numpy(idx.astype(np.int64)),
+            "frame_ids": torch.from_numpy(frame_ids.astype(np.int64)),
+            "clip_spans": torch.from_numpy(spans.astype(np.int64)),
+            "boxes": torch.from_numpy(boxes),
+            "box_mask": torch.from_numpy(box_mask),
+            "frame_in_tube": torch.from_numpy(in_tube),
+            "clip_in_tube": torch.from_numpy((spans[:, 1] > t0) & (spans[:, 0] < t1)),
+            "span": torch.tensor([(t0 - s0) / length, (t1 - s0) / length], dtype=torch.float32),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index)
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items; text is right-padded to the longest query with ``text_mask`` False."""
+    out: dict[str, Any] = {}
+    length = max(int(it["text"].shape[0]) for it in items)
+    dim = int(items[0]["text"].shape[1])
+    text = torch.zeros(len(items), length, dim)
+    mask = torch.zeros(len(items), length, dtype=torch.bool)
+    for b, it in enumerate(items):
+        n = it["text"].shape[0]
+        text[b, :n] = it["text"]
+        mask[b, :n] = it["text_mask"]
+    out["text"], out["text_mask"] = text, mask
+    for key in items[0]:
+        if key in ("text", "text_mask"):
+            continue
+        if key == "index":
+            out[key] = torch.tensor([it[key] for it in items])
+        else:
+            out[key] = torch.stack([it[key] for it in items])
+    return out
