@@ -1,14 +1,19 @@
 """The ``stvg`` command line: one module per command, all registered on :data:`app`.
 
 Commands only parse and delegate to a plain function of the package (spaCy-style), so every
-command also works from Python. Import order below only decides the order in ``--help``.
+command also works from Python. Each module below registers its commands on import.
 """
 
 from __future__ import annotations
 
+from stvg.cli import (  # noqa: F401  (imported to register their commands)
+    baseline,
+    data,
+    features,
+    score,
+    synth,
+)
 from stvg.cli.app import app
-
-# Each module registers its commands on import (one line per module).
 
 
 def main() -> None:

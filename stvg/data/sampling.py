@@ -12,23 +12,23 @@ All ids are 0-based native frame ids; spans are half-open ``[start, end)``.
 from __future__ import annotations
 
 
-def static_frame_ids(
+def sampled_frame_ids(
     start: int, end: int, fps: float, target_fps: float = 5.0, max_frames: int = 200
 ) -> list[int]:
-    """The protocol's frame grid over ``[start, end)``.
+    """TubeDETR's frame grid over the half-open segment ``[start, end)`` (native frame ids).
 
-    With ``r = target_fps / fps``, frame ``f`` is kept when ``int(last * r) < int(f * r)``
-    (``last`` being the previously kept frame; ``start`` is always kept), so at most one frame per
-    ``1 / target_fps`` seconds; for ``fps <= target_fps`` every frame is kept. When more than
-    ``max_frames`` are kept, ``ids[(j * n) // max_frames]`` for ``j < max_frames`` are used.
+    With ``r = target_fps / fps``: ``ids = [start]``, then for ``f`` in ``[start, end)`` append
+    ``f`` when ``int(ids[-1] * r) < int(f * r)``; so one frame per ``1 / target_fps`` seconds,
+    and every frame when ``fps <= target_fps``. When more than ``max_frames`` are kept, keep
+    ``ids[(j * n) // max_frames]`` for ``j < max_frames`` (``n`` the number kept). ``start`` is
+    kept even for an empty segment, as in TubeDETR. The ``tubedetr`` protocol scores on this grid
+    and stage one stores image maps on it.
     """
-    if end <= start:
-        return []
-    r = target_fps / fps
+    rate = target_fps / fps
     ids = [start]
-    for f in range(start + 1, end):
-        if int(ids[-1] * r) < int(f * r):
-            ids.append(f)
+    for frame in range(start, end):
+        if int(ids[-1] * rate) < int(frame * rate):
+            ids.append(frame)
     if len(ids) > max_frames:
         n = len(ids)
         ids = [ids[(j * n) // max_frames] for j in range(max_frames)]

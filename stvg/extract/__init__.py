@@ -67,17 +67,17 @@ def load_splits(
     return out
 
 
-def make_manifest(config: ExtractConfig, specs: dict[str, Any]) -> dict[str, Any]:
-    from stvg import __version__
+def make_manifest(config: ExtractConfig, specs: dict[str, Any]) -> Any:
+    """The store manifest: backbones (with weight ids), sampling, dtype and backend."""
+    from stvg.features.manifest import Manifest
 
-    return {
-        "dataset": config.dataset,
-        "backbones": specs,
-        "sampling": config.sampling(),
-        "dtype": config.dtype,
-        "backend": config.backend,
-        "stvg_version": __version__,
-    }
+    return Manifest(
+        dataset=config.dataset,
+        backbones=specs,
+        sampling=config.sampling(),
+        dtype=config.dtype,
+        backend=config.backend,
+    )
 
 
 def run(

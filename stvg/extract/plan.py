@@ -40,8 +40,8 @@ def plan_entries(splits: dict[str, Annotations], data_root: str | Path) -> list[
     """Group samples into entries; video paths are resolved against ``data_root``."""
     root = Path(data_root)
     entries: dict[tuple[str, str], Entry] = {}
-    for split, annotations in splits.items():
-        for sample in annotations.samples:
+    for split, split_annotations in splits.items():
+        for sample in split_annotations.samples:
             key = (split, entry_id_for(sample))
             entry = entries.get(key)
             if entry is None:

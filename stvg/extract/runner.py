@@ -20,15 +20,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from stvg.data.sampling import clip_frame_ids, clip_spans, static_frame_ids
+from stvg.data.sampling import clip_frame_ids, clip_spans, sampled_frame_ids
 from stvg.data.video import VideoError, open_video
+from stvg.evaluate.protocols import sampling_segment
 from stvg.extract.config import ExtractConfig
 from stvg.extract.plan import Entry, shard_entries
 
@@ -80,7 +80,10 @@ class Decoded:
 def decode_entry(entry: Entry, config: ExtractConfig, encoders: Encoders) -> Decoded:
     """Read the static grid and the clip frames of ``entry``; never raises VideoError."""
     start, end = entry.segment
-    out = Decoded(entry, static_frame_ids(start, end, entry.fps, config.target_fps, config.max_frames))
+    # The static grid is the one the tubedetr protocol scores on (its segment may differ from
+    # the sample's by one frame: see evaluate.protocols.sampling_segment).
+    g0, g1 = sampling_segment(entry.samples[0])
+    out = Decoded(entry, sampled_frame_ids(g0, g1, entry.fps, config.target_fps, config.max_frames))
     try:
         with open_video(entry.video_path) as video:
             frames = video.get(out.frame_ids)  # [Ts, H, W, 3] uint8

@@ -35,9 +35,7 @@ def uniform_indices(available: int, count: int) -> np.ndarray:
     return np.minimum(((k + 0.5) * available / count).astype(np.int64), available - 1)
 
 
-def box_targets(
-    sample: Sample, frame_ids: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def box_targets(sample: Sample, frame_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """GT boxes (normalized cxcywh), their mask and the in-tube mask on ``frame_ids``."""
     boxes = np.zeros((len(frame_ids), 4), dtype=np.float32)
     mask = np.zeros(len(frame_ids), dtype=bool)
@@ -80,15 +78,16 @@ class FeatureDataset(Dataset):
             wanted = set(sample_ids)
             samples = [s for s in samples if s.sample_id in wanted]
         self.samples: list[Sample] = samples
-        self.entry_ids = [store.query(s.sample_id, split)["entry_id"] for s in samples]
+        self.entry_ids = [store.entry_of(s.sample_id, split) for s in samples]
         self.manifest = store.manifest
         self._store: Any = None
-        self._cache: dict[str, Any] | None = None
+        self._videos: dict[str, dict[str, np.ndarray]] | None = None
+        self._queries: dict[str, dict[str, Any]] = {}
+        self._frame_ids: dict[str, np.ndarray] = {}
         if in_memory:
             self._store = store
-            self._cache = {}
-            for i in range(len(self.samples)):
-                self._read(i)
+            self._videos = {e: store.video(e, split) for e in sorted(set(self.entry_ids))}
+            self._queries = {s.sample_id: store.query(s.sample_id, split) for s in samples}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -100,29 +99,41 @@ class FeatureDataset(Dataset):
             self._store = open_store(self.root)
         return self._store
 
-    def _read(self, index: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        sample = self.samples[index]
-        entry_id = self.entry_ids[index]
-        if self._cache is not None and sample.sample_id in self._cache:
-            return self._cache[sample.sample_id]
-        store = self._open()
-        video = store.video(entry_id, self.split)
-        query = store.query(sample.sample_id, self.split)
-        if self._cache is not None:
-            self._cache[sample.sample_id] = (video, query)
-        return video, query
+    def _query(self, index: int) -> dict[str, Any]:
+        sid = self.samples[index].sample_id
+        if sid not in self._queries:
+            query = self._open().query(sid, self.split)
+            if self._videos is None:
+                return query
+            self._queries[sid] = query
+        return self._queries[sid]
 
     def stored_frame_ids(self, index: int) -> np.ndarray:
         """All static frame ids stored for this query's entry (native ids, [S])."""
-        return np.asarray(self._read(index)[0]["frame_ids"])
+        entry = self.entry_ids[index]
+        if self._videos is not None:
+            return np.asarray(self._videos[entry]["frame_ids"])
+        if entry not in self._frame_ids:
+            self._frame_ids[entry] = self._open().frame_ids(entry, self.split)
+        return self._frame_ids[entry]
+
+    def _video(self, index: int, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """The entry's arrays with only the static frames ``idx`` (lazy read from the store)."""
+        entry = self.entry_ids[index]
+        if self._videos is not None:
+            video = self._videos[entry]
+            return {**video, "image": video["image"][idx], "frame_ids": video["frame_ids"][idx]}
+        return self._open().video(entry, self.split, frames=idx)
 
     def item(self, index: int, frames: np.ndarray | None = None) -> dict[str, Any]:
         """The item of query ``index``; ``frames`` picks stored frame indices (prediction passes)."""
         sample = self.samples[index]
-        video, query = self._read(index)
-        all_ids = np.asarray(video["frame_ids"])
-        idx = uniform_indices(len(all_ids), self.num_frames) if frames is None else np.asarray(frames)
-        frame_ids = all_ids[idx]
+        stored = self.stored_frame_ids(index)
+        idx = uniform_indices(len(stored), self.num_frames) if frames is None else np.asarray(frames)
+        video = self._video(index, idx)
+        image = video["image"]
+        query = self._query(index)
+        frame_ids = stored[idx]
         boxes, box_mask, in_tube = box_targets(sample, frame_ids)
         spans = np.asarray(video["clip_spans"])
         t0, t1 = sample.tube
@@ -130,7 +141,7 @@ class FeatureDataset(Dataset):
         length = s1 - s0
         return {
             "index": index,
-            "image": torch.from_numpy(np.ascontiguousarray(video["image"][idx], dtype=np.float32)),
+            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
             "motion": torch.from_numpy(np.asarray(video["motion"], dtype=np.float32)),
             "text": torch.from_numpy(np.asarray(query["text"], dtype=np.float32)),
             "text_mask": torch.from_numpy(np.asarray(query["text_mask"], dtype=bool)),

@@ -1,0 +1,312 @@
+"""TubeDETR's preprocessed annotation files (``preproc/preproc_vidstg.py``, ``preproc_hcstvg.py``,
+``preproc_hcstvgv2.py`` in antoyang/TubeDETR).
+
+Both loaders keep TubeDETR's frame ids **as given**, so that the ``tubedetr`` protocol on the
+resulting samples reproduces TubeDETR's evaluators (``datasets/vidstg_eval.py``,
+``datasets/hcstvg_eval.py``) number for number. Sample ids are ``str(video_id)``: TubeDETR's
+``video_id`` is the query's position in the file, one per sentence.
+
+**VidSTG** ``{split}.json`` = ``{"videos": [...], "trajectories": {...}}``. Each video record is
+one query: ``original_video_id, video_id, frame_count, fps, width, height, start_frame,
+end_frame`` (VidSTG's ``used_segment``), ``tube_start_frame, tube_end_frame`` (``temporal_gt``,
+end exclusive), ``video_path, caption, type, target_id, qtype``. ``trajectories
+[original_video_id][str(target_id)][str(frame)]["bbox"]`` is ``[x, y, w, h]`` (VidOR's ``xmin,
+ymin, xmax - xmin, ymax - ymin``); boxes become ``[x, y, x + w, y + h]`` as the evaluator computes
+them. Frame ids are 0-based native ids. segment = ``[start_frame, end_frame)``, tube =
+``[tube_start_frame, tube_end_frame)``. Tube frames missing from the trajectory get no box.
+VidSTG tubes that reach the end of the video end one frame after ``end_frame``
+(``tube_end_frame == end_frame + 1 <= frame_count``); there the segment is extended by that frame
+so the tube lies inside it, and ``extra["sampling_segment"] = [start_frame, end_frame]`` keeps the
+span TubeDETR samples from. Any other tube outside its segment is refused.
+
+**HC-STVG** ``{split}_proc.json`` / ``{split}v2_proc.json``: a list of ``{original_video_id,
+frame_count, width, height, tube_start_frame, tube_end_frame, tube_start_time, tube_end_time,
+video_path, caption, video_id, trajectory}``. ``tube_start_frame`` is HC-STVG's 1-based
+``st_frame`` copied as is and ``tube_end_frame = st_frame + len(trajectory)``; TubeDETR uses these
+numbers as frame ids, so the boxes sit on frames ``tube_start_frame + i`` (shifted one frame
+later than the raw file's 0-based ids; this is TubeDETR's convention, kept for exactness).
+``trajectory`` holds ``[x, y, w, h]`` boxes. fps = ``frame_count / 20`` (20 s videos); the
+sample's segment is the whole video ``[0, frame_count)`` (extended to ``tube_end_frame`` when the
+tube runs through the last 1-based frame, ``extra["frame_count_in_file"]`` then keeps the file's
+count), and ``extra["sampling_segment"] = [0, frame_count - 1]``: TubeDETR samples HC-STVG over
+``range(0, frame_count - 1)``. qtype is ``declarative``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids
+from stvg.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_VIDSTG_FIELDS = (
+    "original_video_id",
+    "video_id",
+    "frame_count",
+    "fps",
+    "width",
+    "height",
+    "start_frame",
+    "end_frame",
+    "tube_start_frame",
+    "tube_end_frame",
+    "caption",
+    "target_id",
+    "qtype",
+)
+_HCSTVG_FIELDS = (
+    "original_video_id",
+    "video_id",
+    "frame_count",
+    "width",
+    "height",
+    "tube_start_frame",
+    "tube_end_frame",
+    "caption",
+    "trajectory",
+)
+
+
+def looks_like_tubedetr_vidstg(data: Any) -> bool:
+    """True for ``{"videos": [...], "trajectories": {...}}`` (TubeDETR's VidSTG ``{split}.json``)."""
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get("videos"), list)
+        and isinstance(data.get("trajectories"), dict)
+    )
+
+
+def looks_like_tubedetr_hcstvg(data: Any) -> bool:
+    """True for a non-empty list whose first item has ``trajectory`` and ``tube_start_frame``."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and "trajectory" in data[0]
+        and "tube_start_frame" in data[0]
+    )
+
+
+def _split_from_name(file: str | Path | None) -> str:
+    """``train``, ``val`` or ``test`` when the file name starts with it (``valv2_proc.json``)."""
+    name = Path(file).name.lower() if file is not None else ""
+    for split in ("train", "val", "test"):
+        if name.startswith(split):
+            return split
+    return "test"
+
+
+class _Record:
+    """Typed access to one record; failures name the file, the sample and the field."""
+
+    def __init__(self, record: Any, index: int, file: str | Path | None) -> None:
+        self.file = file
+        self.sample: str | int = f"record {index}"
+        if not isinstance(record, dict):
+            raise InputError(
+                "a TubeDETR record must be a JSON object", file=file, sample=self.sample
+            )
+        self.record = record
+        vid = record.get("video_id")
+        if isinstance(vid, (int, str)) and not isinstance(vid, bool):
+            self.sample = str(vid)
+
+    def fail(self, message: str, field: str) -> InputError:
+        return InputError(message, file=self.file, sample=self.sample, field=field)
+
+    def get(self, key: str) -> Any:
+        if key not in self.record:
+            raise self.fail("the field is missing", key)
+        return self.record[key]
+
+    def integer(self, key: str) -> int:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(f"expected an integer, got {value!r:.60}", key)
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(f"expected a number, got {value!r:.60}", key)
+        return value
+
+    def text(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            raise self.fail(f"expected a string, got {value!r:.60}", key)
+        return value
+
+    def xywh(self, value: Any, field: str) -> Box:
+        """An ``[x, y, w, h]`` box -> ``(x, y, x + w, y + h)``, checked finite and ordered."""
+        if (
+            not isinstance(value, (list, tuple))
+            or len(value) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        ):
+            raise self.fail(f"expected an [x, y, w, h] box, got {value!r:.60}", field)
+        x, y, w, h = value
+        box = (x, y, x + w, y + h)
+        check_box(box, file=self.file, sample=self.sample, field=field)
+        return box
+
+
+def load_tubedetr_vidstg(data: Any, *, file: str | Path | None = None) -> Annotations:
+    """Parse TubeDETR's preprocessed VidSTG file (see the module docstring for the mapping).
+
+    Raises :class:`InputError` naming the file, the sample (``video_id``) and the field.
+    """
+    if not looks_like_tubedetr_vidstg(data):
+        raise InputError(
+            'expected TubeDETR\'s VidSTG layout {"videos": [...], "trajectories": {...}}', file=file
+        )
+    trajectories = data["trajectories"]
+    samples: list[Sample] = []
+    extended = gaps = 0
+    for index, raw in enumerate(data["videos"]):
+        rec = _Record(raw, index, file)
+        values = {k: rec.get(k) for k in _VIDSTG_FIELDS}
+        frame_count = rec.integer("frame_count")
+        start, end = rec.integer("start_frame"), rec.integer("end_frame")
+        tube = (rec.integer("tube_start_frame"), rec.integer("tube_end_frame"))
+        fps = rec.number("fps")
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise rec.fail(f"fps must be a positive number, got {fps!r}", "fps")
+        extra: dict[str, Any] = {
+            "tubedetr_video_id": values["video_id"],
+            "target_id": values["target_id"],
+        }
+        if "type" in rec.record:
+            extra["target_type"] = rec.record["type"]
+        segment_end = end
+        if tube[1] == end + 1 <= frame_count:
+            segment_end = end + 1
+            extra["sampling_segment"] = [start, end]
+            extended += 1
+
+        original = str(values["original_video_id"])
+        target = str(values["target_id"])
+        by_target = trajectories.get(original)
+        track = by_target.get(target) if isinstance(by_target, dict) else None
+        if not isinstance(track, dict):
+            raise rec.fail(
+                f"trajectories[{original!r}][{target!r}] (the target's boxes) is missing",
+                "target_id",
+            )
+        boxes: dict[int, Box] = {}
+        for frame in range(tube[0], tube[1]):
+            entry = track.get(str(frame))
+            if entry is None:
+                gaps += 1
+                continue
+            if not isinstance(entry, dict) or "bbox" not in entry:
+                raise rec.fail(
+                    'expected {"bbox": [x, y, w, h], ...}',
+                    f"trajectories.{original}.{target}.{frame}",
+                )
+            boxes[frame] = rec.xywh(entry["bbox"], f"trajectories.{original}.{target}.{frame}.bbox")
+
+        sample = Sample(
+            sample_id=str(values["video_id"]),
+            video_id=original,
+            video_path=str(rec.record.get("video_path", f"{original}.mp4")),
+            fps=float(fps),
+            frame_count=frame_count,
+            width=rec.integer("width"),
+            height=rec.integer("height"),
+            segment=(start, segment_end),
+            tube=tube,
+            boxes=boxes,
+            caption=rec.text("caption"),
+            qtype=rec.text("qtype"),
+            extra=extra,
+        )
+        sample.validate(file=file)
+        samples.append(sample)
+    check_unique_ids(samples, file=file)
+    if extended:
+        log.info(
+            "%d queries have a tube ending one frame after end_frame (the video's end); their "
+            "segment was extended by that frame (sampling still stops at end_frame)",
+            extended,
+        )
+    if gaps:
+        log.warning("%d tube frames have no box in the target's trajectory", gaps)
+    return Annotations(
+        samples=samples,
+        dataset="vidstg",
+        split=_split_from_name(file),
+        source_format="tubedetr-vidstg",
+        has_boxes=True,
+        path=None if file is None else str(file),
+    )
+
+
+def load_tubedetr_hcstvg(data: Any, *, file: str | Path | None = None) -> Annotations:
+    """Parse TubeDETR's preprocessed HC-STVG (v1 or v2) file; see the module docstring.
+
+    Raises :class:`InputError` naming the file, the sample (``video_id``) and the field.
+    """
+    if not isinstance(data, list):
+        raise InputError("expected TubeDETR's HC-STVG layout: a list of records", file=file)
+    samples: list[Sample] = []
+    for index, raw in enumerate(data):
+        rec = _Record(raw, index, file)
+        values = {k: rec.get(k) for k in _HCSTVG_FIELDS}
+        frame_count = rec.integer("frame_count")
+        if frame_count < 2:
+            raise rec.fail(f"expected at least 2 frames, got {frame_count}", "frame_count")
+        t0, t1 = rec.integer("tube_start_frame"), rec.integer("tube_end_frame")
+        trajectory = values["trajectory"]
+        if not isinstance(trajectory, list) or not trajectory:
+            raise rec.fail("expected a non-empty list of [x, y, w, h] boxes", "trajectory")
+        if t1 - t0 != len(trajectory):
+            raise rec.fail(
+                f"tube [{t0}, {t1}) spans {t1 - t0} frames but the trajectory has "
+                f"{len(trajectory)} boxes",
+                "tube_end_frame",
+            )
+        boxes = {t0 + i: rec.xywh(box, f"trajectory.{i}") for i, box in enumerate(trajectory)}
+        extra: dict[str, Any] = {
+            "tubedetr_video_id": values["video_id"],
+            "sampling_segment": [0, frame_count - 1],
+        }
+        for key in ("tube_start_time", "tube_end_time"):
+            if key in rec.record:
+                extra[key] = rec.record[key]
+        count = frame_count
+        if t1 > frame_count:
+            extra["frame_count_in_file"] = frame_count
+            count = t1
+        original = str(values["original_video_id"])
+        sample = Sample(
+            sample_id=str(values["video_id"]),
+            video_id=original,
+            video_path=str(rec.record.get("video_path", f"{original}.mp4")),
+            fps=frame_count / 20,
+            frame_count=count,
+            width=rec.integer("width"),
+            height=rec.integer("height"),
+            segment=(0, count),
+            tube=(t0, t1),
+            boxes=boxes,
+            caption=rec.text("caption"),
+            qtype="declarative",
+            extra=extra,
+        )
+        sample.validate(file=file)
+        samples.append(sample)
+    check_unique_ids(samples, file=file)
+    return Annotations(
+        samples=samples,
+        dataset="hcstvg",
+        split=_split_from_name(file),
+        source_format="tubedetr-hcstvg",
+        has_boxes=True,
+        path=None if file is None else str(file),
+    )

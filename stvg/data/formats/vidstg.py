@@ -1,0 +1,460 @@
+"""Raw VidSTG: sentence files ``{split}_annotations.json`` plus VidOR box files.
+
+**Sentences.** The file is a list of relation instances, each with ``vid, fps, frame_count,
+width, height, subject/objects [{tid, category}], used_segment {begin_fid, end_fid},
+used_relation, temporal_gt {begin_fid, end_fid}, captions [...], questions [...]``; every
+caption and question is ``{description, type, target_id}``. Each caption becomes a
+``declarative`` :class:`~stvg.data.sample.Sample`, each question an ``interrogative`` one, both
+with the tube of the entry's ``temporal_gt``. Samples come in TubeDETR's order (per entry, its
+questions, then its captions), so a sample's position equals TubeDETR's ``video_id`` for the same
+file; ``extra["tubedetr_video_id"]`` records it.
+
+**Frame conventions.** VidSTG frame ids are 0-based native frame ids, kept as they are.
+
+* ``temporal_gt.end_fid`` is **exclusive**: tube = ``[begin_fid, end_fid)``. TubeDETR's
+  ``preproc_vidstg.py`` asserts ``end_fid - 1 <= last box frame`` of the target, its evaluator
+  keeps frames with ``tube_start_frame <= f < tube_end_frame``, and the real test file has 768
+  entries with ``end_fid == frame_count`` (one past the last frame).
+* ``used_segment.end_fid`` is taken as **exclusive** too, as TubeDETR, STCAT and CG-STVG use it
+  (their frame sampling runs over ``range(start_frame, end_frame)``), so the ``tubedetr``
+  protocol samples the same frames as theirs: segment = ``[begin_fid, end_fid)``. The data does
+  not quite agree: segments that reach the end of the video stop at ``frame_count - 1`` (never
+  at ``frame_count``), and in the 768 entries above the tube ends one frame past the segment.
+  For exactly that case (``temporal_gt.end_fid == used_segment.end_fid + 1 <= frame_count``) the
+  segment is extended by that one frame so that the tube lies inside it,
+  ``extra["segment_extended"]`` is True and ``extra["sampling_segment"]`` holds the raw
+  ``[begin_fid, end_fid]``, the span the ``tubedetr`` protocol samples from (as for TubeDETR's
+  preprocessed files). The ground-truth tube is never changed, so tIoU equals TubeDETR's. A tube
+  that leaves its segment in any other way is refused. ``extra["used_segment"]`` keeps the raw
+  ``[begin_fid, end_fid]`` on every sample.
+
+**Sample ids** are ``f"{vid}-e{entry}-c{k}"`` for the k-th caption and ``f"{vid}-e{entry}-q{k}"``
+for the k-th question (both 0-based) of the entry at 0-based position ``entry`` in the file:
+unique by construction and stable for a given file. Ids built from content alone cannot be unique:
+the real test file repeats the same (video, tube, target, sentence) in different entries 238 times.
+
+**Boxes** come from VidOR annotation files, found as ``<boxes_dir>/**/<vid>.json`` (VidOR lays
+them out as ``annotation/{training,validation}/<folder>/<vid>.json``); each holds ``video_id,
+video_path ("<folder>/<vid>.mp4"), frame_count, fps, width, height, subject/objects`` and
+``trajectories``: one list per frame of ``{tid, bbox {xmin, ymin, xmax, ymax}, generated,
+tracker}``. A sample's boxes are the target ``tid``'s boxes on the frames of its tube, as
+``[xmin, ymin, xmax, ymax]`` pixels (no +1, as TubeDETR, which stores ``xmax - xmin`` as width).
+Following TubeDETR's preprocessing, the tube must lie within the span of the target's trajectory
+(first box frame ``<= begin_fid`` and ``end_fid - 1 <=`` last box frame), otherwise the input is
+refused; a frame inside the tube where the trajectory has a gap simply gets no box (TubeDETR's
+preprocessing does not check gaps either), and ``extra["frames_without_box"]`` counts them.
+Without ``boxes_dir`` the loader works in sentence-only mode: spans but no boxes,
+``Annotations.has_boxes`` False, and a warning says so.
+
+**Video paths** are ``<video_root>/<vid>.mp4`` when ``video_root`` is given; otherwise they
+follow VidOR's layout relative to the dataset root, ``video/<folder>/<vid>.mp4``, the folder taken
+from the box file's ``video_path`` (or its directory name); in sentence-only mode the folder is
+unknown and the path is ``video/<vid>.mp4``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from stvg.data.formats import read_json_file
+from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids
+from stvg.errors import InputError
+
+log = logging.getLogger(__name__)
+
+_KEYS = ("vid", "used_segment", "temporal_gt")
+
+
+def looks_like_vidstg_raw(data: Any) -> bool:
+    """True for a non-empty list whose first item has VidSTG's ``vid``/``used_segment``/``temporal_gt``."""
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and all(k in data[0] for k in _KEYS)
+    )
+
+
+def split_from_name(file: str | Path | None) -> str:
+    """``train``, ``val`` or ``test`` when the file name starts with it, else ``test``."""
+    stem = Path(file).name.lower() if file is not None else ""
+    for split in ("train", "val", "test"):
+        if stem.startswith(split):
+            return split
+    return "test"
+
+
+class _Entry:
+    """Typed access to one raw relation instance; failures name the entry and the field."""
+
+    def __init__(self, record: Any, index: int, file: str | Path | None) -> None:
+        self.index = index
+        self.file = file
+        self.where = f"entry {index}"
+        if not isinstance(record, dict):
+            raise InputError("a VidSTG entry must be a JSON object", file=file, sample=self.where)
+        self.record = record
+        vid = record.get("vid")
+        if isinstance(vid, (str, int)) and not isinstance(vid, bool) and str(vid):
+            self.where = f"entry {index} (vid {vid})"
+
+    def fail(self, message: str, field: str) -> InputError:
+        return InputError(message, file=self.file, sample=self.where, field=field)
+
+    def value(self, obj: Any, key: str, field: str) -> Any:
+        if not isinstance(obj, dict):
+            parent = field.rsplit(".", 1)[0] if "." in field else field
+            raise self.fail(f"expected an object, got {obj!r:.60}", parent)
+        if key not in obj:
+            raise self.fail("the field is missing", field)
+        return obj[key]
+
+    def integer(self, obj: Any, key: str, field: str) -> int:
+        value = self.value(obj, key, field)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(f"expected an integer, got {value!r:.60}", field)
+        return value
+
+    def positive(self, key: str) -> int:
+        value = self.integer(self.record, key, key)
+        if value <= 0:
+            raise self.fail(f"must be positive, got {value}", key)
+        return value
+
+    def span(self, key: str) -> tuple[int, int]:
+        obj = self.value(self.record, key, key)
+        if not isinstance(obj, dict):
+            raise self.fail(f"expected {{begin_fid, end_fid}}, got {obj!r:.60}", key)
+        begin = self.integer(obj, "begin_fid", f"{key}.begin_fid")
+        end = self.integer(obj, "end_fid", f"{key}.end_fid")
+        return begin, end
+
+
+@dataclass
+class _Need:
+    """A sample waiting for its boxes: the target tid and the tube to cover."""
+
+    sample: Sample
+    tid: int
+
+
+def _parse_entry(
+    entry: _Entry, next_id: int, video_root: str | Path | None
+) -> tuple[list[Sample], list[int]]:
+    """The samples of one entry (questions first, then captions) and their target tids."""
+    rec = entry.record
+    vid_value = entry.value(rec, "vid", "vid")
+    if isinstance(vid_value, bool) or not isinstance(vid_value, (str, int)) or not str(vid_value):
+        raise entry.fail(f"expected a video id string, got {vid_value!r:.60}", "vid")
+    vid = str(vid_value)
+    fps = entry.value(rec, "fps", "fps")
+    if (
+        isinstance(fps, bool)
+        or not isinstance(fps, (int, float))
+        or not math.isfinite(fps)
+        or fps <= 0
+    ):
+        raise entry.fail(f"expected a positive frame rate, got {fps!r:.60}", "fps")
+    frame_count = entry.positive("frame_count")
+    width = entry.positive("width")
+    height = entry.positive("height")
+
+    seg_begin, seg_end = entry.span("used_segment")
+    tube_begin, tube_end = entry.span("temporal_gt")
+    if not 0 <= seg_begin < seg_end <= frame_count:
+        raise entry.fail(
+            f"used segment [{seg_begin}, {seg_end}) must satisfy 0 <= begin < end <= frame_count "
+            f"({frame_count})",
+            "used_segment",
+        )
+    if tube_begin >= tube_end:
+        raise entry.fail(f"the tube [{tube_begin}, {tube_end}) is empty", "temporal_gt")
+    if tube_begin < seg_begin:
+        raise entry.fail(
+            f"the tube [{tube_begin}, {tube_end}) starts before its segment "
+            f"[{seg_begin}, {seg_end})",
+            "temporal_gt.begin_fid",
+        )
+    extended = False
+    segment_end = seg_end
+    if tube_end > seg_end:
+        # VidSTG clips segments at the video's last frame id while the tube end is exclusive.
+        if tube_end == seg_end + 1 and tube_end <= frame_count:
+            segment_end, extended = tube_end, True
+        else:
+            raise entry.fail(
+                f"the tube [{tube_begin}, {tube_end}) ends after its segment "
+                f"[{seg_begin}, {seg_end}) (frame_count {frame_count})",
+                "temporal_gt.end_fid",
+            )
+
+    categories: dict[int, str] = {}
+    objects = rec.get("subject/objects")
+    if objects is not None:
+        if not isinstance(objects, list):
+            raise entry.fail("expected a list of {tid, category}", "subject/objects")
+        for j, obj in enumerate(objects):
+            tid = entry.integer(obj, "tid", f"subject/objects.{j}.tid")
+            categories[tid] = str(obj.get("category", ""))
+
+    relation = rec.get("used_relation")
+    video_path = (
+        str(Path(video_root) / f"{vid}.mp4") if video_root is not None else f"video/{vid}.mp4"
+    )
+    samples: list[Sample] = []
+    tids: list[int] = []
+    for key, qtype, tag in (("questions", "interrogative", "q"), ("captions", "declarative", "c")):
+        queries = entry.value(rec, key, key)
+        if not isinstance(queries, list):
+            raise entry.fail(f"expected a list of sentences, got {queries!r:.60}", key)
+        for k, query in enumerate(queries):
+            field = f"{key}.{k}"
+            if not isinstance(query, dict):
+                raise entry.fail("expected {description, type, target_id}", field)
+            text = entry.value(query, "description", f"{field}.description")
+            if not isinstance(text, str) or not text.strip():
+                raise entry.fail(
+                    f"expected a non-empty sentence, got {text!r:.60}", f"{field}.description"
+                )
+            tid = entry.integer(query, "target_id", f"{field}.target_id")
+            if categories and tid not in categories:
+                raise entry.fail(
+                    f"target {tid} is not among the entry's subject/objects {sorted(categories)}",
+                    f"{field}.target_id",
+                )
+            extra: dict[str, Any] = {
+                "entry": entry.index,
+                "tubedetr_video_id": next_id + len(samples),
+                "target_id": tid,
+                "target_type": query.get("type"),
+                "category": categories.get(tid),
+                "used_segment": [seg_begin, seg_end],
+            }
+            if isinstance(relation, dict):
+                extra["relation"] = [
+                    relation.get("subject_tid"),
+                    relation.get("predicate"),
+                    relation.get("object_tid"),
+                ]
+            if extended:
+                extra["segment_extended"] = True
+                extra["sampling_segment"] = [seg_begin, seg_end]
+            sample = Sample(
+                sample_id=f"{vid}-e{entry.index}-{tag}{k}",
+                video_id=vid,
+                video_path=video_path,
+                fps=float(fps),
+                frame_count=frame_count,
+                width=width,
+                height=height,
+                segment=(seg_begin, segment_end),
+                tube=(tube_begin, tube_end),
+                boxes={},
+                caption=text,
+                qtype=qtype,
+                extra=extra,
+            )
+            sample.validate(file=entry.file)
+            samples.append(sample)
+            tids.append(tid)
+    return samples, tids
+
+
+def _index_box_files(boxes_dir: Path) -> dict[str, list[Path]]:
+    """``vid -> [paths]`` of every ``*.json`` under ``boxes_dir`` (VidOR layout, any depth)."""
+    if not boxes_dir.is_dir():
+        raise InputError(
+            "the VidOR box directory does not exist", file=boxes_dir, field="--boxes-dir"
+        )
+    index: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted(boxes_dir.rglob("*.json")):
+        index[path.stem].append(path)
+    if not index:
+        raise InputError(
+            "no VidOR box files (*.json) under the box directory",
+            file=boxes_dir,
+            field="--boxes-dir",
+        )
+    return index
+
+
+def _read_trajectories(
+    path: Path, vid: str, tids: set[int]
+) -> tuple[dict[int, dict[int, Box]], dict]:
+    """Boxes ``{tid: {frame: xyxy}}`` of the wanted ``tids`` in one VidOR file, and its header."""
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise InputError("a VidOR annotation file must be a JSON object", file=path, sample=vid)
+    frames = data.get("trajectories")
+    if not isinstance(frames, list):
+        raise InputError(
+            "expected a list with one list of boxes per frame",
+            file=path,
+            sample=vid,
+            field="trajectories",
+        )
+    out: dict[int, dict[int, Box]] = {tid: {} for tid in tids}
+    for frame, boxes in enumerate(frames):
+        if not isinstance(boxes, list):
+            raise InputError(
+                "expected a list of boxes", file=path, sample=vid, field=f"trajectories.{frame}"
+            )
+        for j, item in enumerate(boxes):
+            where = f"trajectories.{frame}.{j}"
+            if not isinstance(item, dict) or "tid" not in item:
+                raise InputError("expected {tid, bbox, ...}", file=path, sample=vid, field=where)
+            if item["tid"] not in out:
+                continue
+            bbox = item.get("bbox")
+            names = ("xmin", "ymin", "xmax", "ymax")
+            if not isinstance(bbox, dict) or not all(n in bbox for n in names):
+                raise InputError(
+                    "expected bbox {xmin, ymin, xmax, ymax}",
+                    file=path,
+                    sample=vid,
+                    field=f"{where}.bbox",
+                )
+            values = [bbox[n] for n in names]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                raise InputError(
+                    f"box coordinates must be numbers, got {values!r:.60}",
+                    file=path,
+                    sample=vid,
+                    field=f"{where}.bbox",
+                )
+            box = (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
+            check_box(box, file=path, sample=vid, field=f"{where}.bbox (tid {item['tid']})")
+            out[item["tid"]][frame] = box
+    return out, data
+
+
+def _fill_boxes(
+    needs: list[_Need], boxes_dir: Path, file: str | Path | None, video_root: str | Path | None
+) -> int:
+    """Set ``boxes`` (and, without ``video_root``, ``video_path``) of every sample; return gaps."""
+    index = _index_box_files(boxes_dir)
+    by_video: dict[str, list[_Need]] = defaultdict(list)
+    for need in needs:
+        by_video[need.sample.video_id].append(need)
+    gaps = 0
+    for vid, group in tqdm(
+        by_video.items(), desc="VidOR boxes", unit="video", disable=len(by_video) < 20, leave=False
+    ):
+        first = group[0].sample
+        paths = index.get(vid, [])
+        if len(paths) != 1:
+            found = "none" if not paths else ", ".join(str(p) for p in paths)
+            raise InputError(
+                f"expected exactly one VidOR box file {vid}.json under {boxes_dir}, found {found}",
+                file=file,
+                sample=first.sample_id,
+                field="vid",
+            )
+        path = paths[0]
+        tracks, header = _read_trajectories(path, vid, {n.tid for n in group})
+        for name in ("width", "height", "frame_count"):
+            if name in header and header[name] != getattr(first, name):
+                log.warning(
+                    "%s: %s is %s but the sentence file says %s for video %s; keeping the latter",
+                    path,
+                    name,
+                    header[name],
+                    getattr(first, name),
+                    vid,
+                )
+        if video_root is None:
+            rel = header.get("video_path")
+            folder_path = rel if isinstance(rel, str) and rel else f"{path.parent.name}/{vid}.mp4"
+            video_path = "video/" + folder_path.replace("\\", "/")
+        for need in group:
+            sample = need.sample
+            t0, t1 = sample.tube
+            track = tracks[need.tid]
+            if not track:
+                raise InputError(
+                    f"the target tid {need.tid} has no box in {path}",
+                    file=file,
+                    sample=sample.sample_id,
+                    field="target_id",
+                )
+            lo, hi = min(track), max(track)
+            if t0 < lo or t1 - 1 > hi:
+                raise InputError(
+                    f"the tube [{t0}, {t1}) is not covered by the trajectory of target tid "
+                    f"{need.tid} (boxes on frames {lo}..{hi} in {path})",
+                    file=file,
+                    sample=sample.sample_id,
+                    field="temporal_gt",
+                )
+            sample.boxes = {f: track[f] for f in range(t0, t1) if f in track}
+            missing = (t1 - t0) - len(sample.boxes)
+            if missing:
+                sample.extra["frames_without_box"] = missing
+                gaps += 1
+            if video_root is None:
+                sample.video_path = video_path
+    return gaps
+
+
+def load_vidstg_raw(
+    data: Any,
+    *,
+    file: str | Path | None = None,
+    boxes_dir: str | Path | None = None,
+    video_root: str | Path | None = None,
+) -> Annotations:
+    """Parse a loaded VidSTG sentence file; boxes from ``boxes_dir`` (VidOR layout) if given.
+
+    See the module docstring for the conventions, ids and paths. Raises :class:`InputError`
+    naming the file, the entry or sample and the field at the first problem.
+    """
+    if not isinstance(data, list):
+        raise InputError("expected a list of VidSTG relation instances", file=file)
+    samples: list[Sample] = []
+    needs: list[_Need] = []
+    extended = 0
+    for index, record in enumerate(data):
+        entry = _Entry(record, index, file)
+        new, tids = _parse_entry(entry, len(samples), video_root)
+        extended += sum(1 for s in new if s.extra.get("segment_extended"))
+        samples.extend(new)
+        needs.extend(_Need(s, t) for s, t in zip(new, tids, strict=True))
+    check_unique_ids(samples, file=file)
+    if extended:
+        log.info(
+            "%d queries have a tube ending one frame after used_segment.end_fid (at the video's "
+            "end); their segment was extended by that frame",
+            extended,
+        )
+    has_boxes = boxes_dir is not None
+    if has_boxes:
+        gaps = _fill_boxes(needs, Path(boxes_dir), file, video_root)
+        if gaps:
+            log.warning(
+                "%d queries have tube frames where the target's VidOR trajectory has no box; "
+                "those frames have no box (extra.frames_without_box counts them)",
+                gaps,
+            )
+    else:
+        log.warning(
+            "%s: no VidOR box directory given: sentence-only mode (tubes and spans but no boxes; "
+            "spatial metrics cannot be computed). Pass --boxes-dir to load boxes.",
+            file if file is not None else "VidSTG sentences",
+        )
+    videos = len({s.video_id for s in samples})
+    log.info("VidSTG: %d queries on %d videos", len(samples), videos)
+    return Annotations(
+        samples=samples,
+        dataset="vidstg",
+        split=split_from_name(file),
+        source_format="vidstg",
+        has_boxes=has_boxes,
+        path=None if file is None else str(file),
+    )

@@ -1,0 +1,130 @@
+"""Stage three, first half: model outputs -> tubes in native frame ids and original pixels.
+
+For each query, the static grid stored for its entry has ``S`` frames and the model sees ``Ts``
+at a time, so prediction runs ``P = ceil(S / Ts)`` passes (STVGFormer's multi-pass inference):
+pass ``p`` takes stored frames ``p, p + P, p + 2P, ...`` (the last index repeated to fill ``Ts``),
+so every stored frame gets a box from exactly one pass. The passes' 2D score maps are averaged
+(after the sigmoid); the best valid proposal ``(i, j)`` (clips ``i`` to ``j`` inclusive) gives the
+span ``[clip_spans[i].start, clip_spans[j].end)``.
+
+Boxes are converted from normalized cxcywh to ``[x1, y1, x2, y2]`` pixels of the original frame
+and linearly interpolated from the stored frames to every native frame of the segment (held
+constant before the first and after the last stored frame), as STCAT does before scoring, so
+every protocol finds a box on every GT frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from stvg.data.sample import Sample
+
+
+def pass_indices(stored: int, num_frames: int) -> list[np.ndarray]:
+    """Stored-frame indices of each pass: every stored frame exactly once over the passes."""
+    passes = max(1, math.ceil(stored / num_frames))
+    out = []
+    for p in range(passes):
+        idx = np.arange(p, stored, passes, dtype=np.int64)[:num_frames]
+        if len(idx) < num_frames:
+            idx = np.concatenate([idx, np.full(num_frames - len(idx), idx[-1], dtype=np.int64)])
+        out.append(idx)
+    return out
+
+
+def best_span(prob: torch.Tensor, mask: torch.Tensor) -> tuple[int, int]:
+    """``(i, j)`` of the highest-scoring valid proposal of a ``[Td, Td]`` map (i <= j)."""
+    scores = prob.masked_fill(~mask, float("-inf"))
+    flat = int(torch.argmax(scores).item())
+    return divmod(flat, scores.shape[1])
+
+
+def interpolate_boxes(
+    frame_ids: np.ndarray, boxes: np.ndarray, start: int, end: int
+) -> dict[int, list[float]]:
+    """Boxes on every native frame of ``[start, end)`` from boxes on sorted ``frame_ids``."""
+    order = np.argsort(frame_ids, kind="stable")
+    ids, vals = frame_ids[order].astype(np.float64), boxes[order].astype(np.float64)
+    ids, first = np.unique(ids, return_index=True)
+    vals = vals[first]
+    frames = np.arange(start, end, dtype=np.float64)
+    cols = [np.interp(frames, ids, vals[:, c]) for c in range(4)]
+    return {int(f): [float(c[k]) for c in cols] for k, f in enumerate(frames)}
+
+
+def cxcywh_to_pixels(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Normalized cxcywh [N, 4] -> xyxy pixels [N, 4], clipped to the frame."""
+    cx, cy, w, h = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    xyxy = np.clip(xyxy, 0.0, 1.0)
+    return xyxy * np.array([width, height, width, height], dtype=np.float64)
+
+
+def tube_from_outputs(
+    sample: Sample,
+    stored_ids: np.ndarray,
+    clip_spans: np.ndarray,
+    pass_frames: list[np.ndarray],
+    pass_boxes: list[np.ndarray],
+    score_prob: torch.Tensor,
+    map_mask: torch.Tensor,
+) -> dict[str, Any]:
+    """One query's prediction (``stvg-predictions/1`` entry) from its passes' outputs.
+
+    ``pass_frames[p]`` are stored-frame indices and ``pass_boxes[p]`` the [Ts, 4] normalized
+    cxcywh boxes of pass ``p``; ``score_prob`` is the averaged [Td, Td] probability map.
+    """
+    i, j = best_span(score_prob, map_mask)
+    span = (int(clip_spans[i][0]), int(clip_spans[j][1]))
+    boxes = np.zeros((len(stored_ids), 4))
+    for idx, b in zip(pass_frames, pass_boxes, strict=True):
+        boxes[idx] = b  # repeated padding indices write the same frame's box again
+    pixels = cxcywh_to_pixels(boxes, sample.width, sample.height)
+    per_frame = interpolate_boxes(stored_ids, pixels, *sample.segment)
+    return {"tube": list(span), "boxes": {str(f): b for f, b in per_frame.items()}}
+
+
+@torch.no_grad()
+def predict_dataset(
+    model: torch.nn.Module,
+    dataset: Any,
+    device: str | torch.device = "cpu",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
+
+    Returns ``{sample_id: {"tube": [s, e], "boxes": {frame: xyxy}}}``.
+    """
+    from tqdm import tqdm
+
+    from stvg.features.dataset import collate
+
+    model.eval()
+    out: dict[str, dict[str, Any]] = {}
+    for index in tqdm(range(len(dataset)), desc="predict", unit="query", disable=not progress):
+        sample = dataset.samples[index]
+        stored_ids = dataset.stored_frame_ids(index)
+        passes = pass_indices(len(stored_ids), dataset.num_frames)
+        pass_boxes: list[np.ndarray] = []
+        prob_sum: torch.Tensor | None = None
+        map_mask = None
+        clip_spans = None
+        for k in range(0, len(passes), batch_size):
+            items = [dataset.item(index, frames=idx) for idx in passes[k : k + batch_size]]
+            batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate(items).items()}
+            outputs = model(batch)
+            pass_boxes.extend(outputs["pred_boxes"].float().cpu().numpy())
+            prob = torch.sigmoid(outputs["score_map"].float()).sum(0).cpu()
+            prob_sum = prob if prob_sum is None else prob_sum + prob
+            map_mask = outputs["map_mask"].cpu()
+            clip_spans = items[0]["clip_spans"].numpy()
+        assert prob_sum is not None and map_mask is not None and clip_spans is not None
+        out[sample.sample_id] = tube_from_outputs(
+            sample, stored_ids, clip_spans, passes, pass_boxes, prob_sum / len(passes), map_mask.bool()
+        )
+    return out
