@@ -9,9 +9,12 @@ from __future__ import annotations
 from stvg.cli import (  # noqa: F401  (imported to register their commands)
     baseline,
     data,
+    extract,
     features,
+    predict,
     score,
     synth,
+    train,
 )
 from stvg.cli.app import app
 

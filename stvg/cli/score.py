@@ -13,9 +13,17 @@ from stvg.cli.app import app, command
 @command
 def score_command(
     annotations: Path = typer.Option(
-        ..., help="Annotation file in any known format (detected from content)."
+        None, help="Annotation file in any known format (detected from content)."
     ),
-    predictions: Path = typer.Option(..., help="Predictions file (stvg-predictions/1)."),
+    predictions: Path = typer.Option(None, help="Predictions file (stvg-predictions/1)."),
+    run: Path = typer.Option(
+        None, help="Instead of --predictions: predict with this training run, then score."
+    ),
+    features: Path = typer.Option(None, help="With --run: the feature store."),
+    split: str = typer.Option(
+        "test", help="With --run: the split (scored on its own annotations)."
+    ),
+    device: str = typer.Option("cpu", help="With --run: cpu or cuda."),
     protocol: str = typer.Option(
         "tubedetr",
         help="tubedetr (TubeDETR/CSDVL tables), hcstvg (official HC-STVG script) or stcat.",
@@ -33,16 +41,35 @@ def score_command(
 ) -> None:
     """Score predictions with a published protocol; print the table (values in %).
 
+    Either a predictions file against annotations, or --run RUN --features DIR --split S: the
+    run's tubes for that split, scored against the split's own annotations (stage three).
+
     Rows: one per query type present, plus "all".
     Columns: m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 (strict >), m_sIoU, count.
     The --json file holds the same numbers as fractions in [0, 1].
     """
     from stvg.data.sample import write_json_atomic
-    from stvg.evaluate.score import format_table, score_files
+    from stvg.errors import InputError
+    from stvg.evaluate.score import format_table, score, score_files
 
-    results, _ = score_files(
-        annotations, predictions, protocol, format=format, boxes_dir=boxes_dir, missing=missing
-    )
+    if run is not None:
+        from stvg.evaluate.predict import predict_split
+
+        if features is None:
+            raise InputError(
+                "--run needs --features DIR (the store to predict from)", field="--features"
+            )
+        preds, split_annotations = predict_split(run, features, split, device=device)
+        results = score(split_annotations, preds, protocol, missing=missing)
+    elif annotations is None or predictions is None:
+        raise InputError(
+            "give --annotations and --predictions, or --run with --features and --split",
+            field="--predictions",
+        )
+    else:
+        results, _ = score_files(
+            annotations, predictions, protocol, format=format, boxes_dir=boxes_dir, missing=missing
+        )
     if json_out is not None:
         write_json_atomic(json_out, results, indent=2)
     typer.echo(format_table(results, protocol))

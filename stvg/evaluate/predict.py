@@ -16,12 +16,45 @@ every protocol finds a box on every GT frame.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from stvg.data.sample import Sample
+
+
+def load_run(
+    run: str | Path, device: str | torch.device = "cpu", weights: str = "best"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The EMA weights of a training run as a ready model (eval mode) and the run's config.
+
+    ``weights="best"`` reads ``RUN/best.pt`` (best validation m_vIoU), ``"last"`` the EMA of
+    ``RUN/checkpoint.pt``. Raises :class:`~stvg.errors.InputError` when the run has neither.
+    """
+    from stvg.errors import InputError
+    from stvg.models import build_model
+
+    run = Path(run)
+    path = run / ("best.pt" if weights == "best" else "checkpoint.pt")
+    if weights == "best" and not path.exists():
+        path = run / "checkpoint.pt"
+    if not path.exists():
+        raise InputError(
+            "no best.pt or checkpoint.pt: not a (finished) training run",
+            file=run,
+            hint="Train first with `stvg train --features DIR --out RUN`",
+        )
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_model(state["model_config"])
+    model.load_state_dict(state["ema"])
+    model.to(device).eval()
+    return model, {
+        "config": state["config"],
+        "model_config": state["model_config"],
+        "step": state.get("step"),
+    }
 
 
 def pass_indices(stored: int, num_frames: int) -> list[np.ndarray]:
@@ -34,13 +67,6 @@ def pass_indices(stored: int, num_frames: int) -> list[np.ndarray]:
             idx = np.concatenate([idx, np.full(num_frames - len(idx), idx[-1], dtype=np.int64)])
         out.append(idx)
     return out
-
-
-def best_span(prob: torch.Tensor, mask: torch.Tensor) -> tuple[int, int]:
-    """``(i, j)`` of the highest-scoring valid proposal of a ``[Td, Td]`` map (i <= j)."""
-    scores = prob.masked_fill(~mask, float("-inf"))
-    flat = int(torch.argmax(scores).item())
-    return divmod(flat, scores.shape[1])
 
 
 def interpolate_boxes(
@@ -78,8 +104,10 @@ def tube_from_outputs(
     ``pass_frames[p]`` are stored-frame indices and ``pass_boxes[p]`` the [Ts, 4] normalized
     cxcywh boxes of pass ``p``; ``score_prob`` is the averaged [Td, Td] probability map.
     """
-    i, j = best_span(score_prob, map_mask)
-    span = (int(clip_spans[i][0]), int(clip_spans[j][1]))
+    from stvg.models import best_span
+
+    start, end, _ = best_span(score_prob[None], map_mask)  # clips [start, end)
+    span = (int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1]))
     boxes = np.zeros((len(stored_ids), 4))
     for idx, b in zip(pass_frames, pass_boxes, strict=True):
         boxes[idx] = b  # repeated padding indices write the same frame's box again
@@ -116,7 +144,9 @@ def predict_dataset(
         clip_spans = None
         for k in range(0, len(passes), batch_size):
             items = [dataset.item(index, frames=idx) for idx in passes[k : k + batch_size]]
-            batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in collate(items).items()}
+            batch = {
+                key: v.to(device) if torch.is_tensor(v) else v for key, v in collate(items).items()
+            }
             outputs = model(batch)
             pass_boxes.extend(outputs["pred_boxes"].float().cpu().numpy())
             prob = torch.sigmoid(outputs["score_map"].float()).sum(0).cpu()
@@ -125,6 +155,48 @@ def predict_dataset(
             clip_spans = items[0]["clip_spans"].numpy()
         assert prob_sum is not None and map_mask is not None and clip_spans is not None
         out[sample.sample_id] = tube_from_outputs(
-            sample, stored_ids, clip_spans, passes, pass_boxes, prob_sum / len(passes), map_mask.bool()
+            sample,
+            stored_ids,
+            clip_spans,
+            passes,
+            pass_boxes,
+            prob_sum / len(passes),
+            map_mask.bool(),
         )
     return out
+
+
+def predict_split(
+    run: str | Path,
+    features: str | Path,
+    split: str,
+    device: str = "cpu",
+    batch_size: int = 8,
+    progress: bool = True,
+) -> tuple[dict[str, dict[str, Any]], Any]:
+    """Predict every complete query of ``split`` in the store with the run's EMA weights.
+
+    Returns ``(predictions, annotations)``: the ``stvg-predictions/1`` entries and the split's
+    own annotations (the Sample records stored with the features), ready for ``score``.
+    """
+    from stvg.data.sample import Annotations
+    from stvg.errors import InputError
+    from stvg.features.dataset import FeatureDataset
+    from stvg.features.store import open_store
+
+    model, info = load_run(run, device)
+    store = open_store(features)
+    if split not in store.splits():
+        raise InputError(
+            f"the store has no split '{split}' (it has: {', '.join(store.splits()) or 'none'})",
+            file=features,
+            field="--split",
+        )
+    dataset = FeatureDataset(features, split, int(info["config"]["num_frames"]))
+    predictions = predict_dataset(
+        model, dataset, device=device, batch_size=batch_size, progress=progress
+    )
+    annotations = Annotations(
+        samples=list(dataset.samples), dataset=store.manifest.dataset, split=split
+    )
+    return predictions, annotations

@@ -50,7 +50,10 @@ def run_dask(
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
-            n_workers=dask_workers or 1, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=dask_workers or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
         )
         client = Client(cluster)
     else:

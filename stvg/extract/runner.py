@@ -56,9 +56,7 @@ def build_encoders(config: ExtractConfig) -> Encoders:
 
     common = {"weights": config.weights, "device": config.device}
     return Encoders(
-        image=build_image_encoder(
-            name=config.image_backbone, layer=config.image_layer, **common
-        ),
+        image=build_image_encoder(name=config.image_backbone, layer=config.image_layer, **common),
         text=build_text_encoder(layers=config.text_layers, **common),
         video=build_video_encoder(name=config.video_backbone, size=config.clip_size, **common),
     )
@@ -123,7 +121,9 @@ def encode_entry(decoded: Decoded, config: ExtractConfig, encoders: Encoders) ->
         for s in _chunks(len(decoded.clips), config.batch_size)
     ]
     samples = decoded.entry.samples
-    states, mask = encoders.text.encode([s.caption for s in samples], max_length=config.max_text_len)
+    states, mask = encoders.text.encode(
+        [s.caption for s in samples], max_length=config.max_text_len
+    )
     texts = []
     for i, sample in enumerate(samples):
         n = int(mask[i].sum())
@@ -193,10 +193,17 @@ def extract_entries(
             summary.skipped += 1
         else:
             todo.append(entry)
-    log.info("%d new videos, %d already complete or skipped (shard %d/%d)", len(todo), summary.skipped, *shard)
+    log.info(
+        "%d new videos, %d already complete or skipped (shard %d/%d)",
+        len(todo),
+        summary.skipped,
+        *shard,
+    )
 
     writers: dict[str, Any] = {}
-    bar = tqdm(total=len(todo), desc=f"extract {shard[0]}/{shard[1]}", unit="video", disable=not progress)
+    bar = tqdm(
+        total=len(todo), desc=f"extract {shard[0]}/{shard[1]}", unit="video", disable=not progress
+    )
     try:
         with ThreadPoolExecutor(max_workers=max(1, config.decode_threads)) as pool:
             pending: list[Future[Decoded]] = []
@@ -249,12 +256,12 @@ def extract_entries(
                     summary.frames += decoded.frames_read
                 bar.update(1)
                 elapsed = max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(videos_s=f"{bar.n / elapsed:.2f}", frames_s=f"{summary.frames / elapsed:.1f}")
+                bar.set_postfix(
+                    videos_s=f"{bar.n / elapsed:.2f}", frames_s=f"{summary.frames / elapsed:.1f}"
+                )
     finally:
         bar.close()
         for writer in writers.values():
             writer.close()
     summary.seconds = time.perf_counter() - t0
     return summary
-
-

@@ -8,6 +8,7 @@ One item is one query. From its video entry it takes ``Ts`` of the stored static
   the grid has fewer than ``Ts``), or the explicit ``frames`` of a prediction pass;
 * ``boxes`` [Ts, 4] normalized cxcywh of the GT box on each taken frame, ``box_mask`` [Ts] bool
   where there is one; ``frame_in_tube`` [Ts] bool; ``clip_in_tube`` [Td] bool (clip overlaps tube);
+* ``frame_clip_index`` [Ts] long: the clip holding each taken frame (aligns the two streams);
 * ``span`` [2] float: the GT tube as fractions of the segment, ``[(t0 - s0) / L, (t1 - s0) / L]``.
 
 Features come back as float32 tensors: ``image`` [Ts, C, h, w], ``motion`` [Td, C2, h2, w2],
@@ -54,6 +55,13 @@ def box_targets(sample: Sample, frame_ids: np.ndarray) -> tuple[np.ndarray, np.n
         )
         mask[k] = True
     return boxes, mask, in_tube
+
+
+def frame_clip_index(frame_ids: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """For each frame id, the clip whose half-open span holds it (the nearest clip otherwise)."""
+    starts = spans[:, 0]
+    index = np.searchsorted(starts, frame_ids, side="right") - 1
+    return np.clip(index, 0, len(spans) - 1).astype(np.int64)
 
 
 class FeatureDataset(Dataset):
@@ -129,7 +137,9 @@ class FeatureDataset(Dataset):
         """The item of query ``index``; ``frames`` picks stored frame indices (prediction passes)."""
         sample = self.samples[index]
         stored = self.stored_frame_ids(index)
-        idx = uniform_indices(len(stored), self.num_frames) if frames is None else np.asarray(frames)
+        idx = (
+            uniform_indices(len(stored), self.num_frames) if frames is None else np.asarray(frames)
+        )
         video = self._video(index, idx)
         image = video["image"]
         query = self._query(index)
@@ -152,6 +162,7 @@ class FeatureDataset(Dataset):
             "box_mask": torch.from_numpy(box_mask),
             "frame_in_tube": torch.from_numpy(in_tube),
             "clip_in_tube": torch.from_numpy((spans[:, 1] > t0) & (spans[:, 0] < t1)),
+            "frame_clip_index": torch.from_numpy(frame_clip_index(frame_ids, spans)),
             "span": torch.tensor([(t0 - s0) / length, (t1 - s0) / length], dtype=torch.float32),
         }
 

@@ -40,7 +40,7 @@ class TrainConfig:
     val_split: str = "val"
     train_split: str = "train"
     in_memory: bool = False  # read every entry into RAM first (small stores)
-    model: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -51,9 +51,10 @@ class TrainConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "vidstg": {"epochs": 10, "num_frames": 64, "ema_decay": 0.99997, "model": {"alpha": 1.0}},
-    "hcstvg-v1": {"epochs": 10, "num_frames": 48, "ema_decay": 0.999, "model": {"alpha": 0.1}},
-    "hcstvg-v2": {"epochs": 4, "num_frames": 48, "ema_decay": 0.999, "model": {"alpha": 0.1}},
+    # model numbers (alpha, sizes) come from stvg.models.MODEL_PRESETS of the same name
+    "vidstg": {"epochs": 10, "num_frames": 64, "ema_decay": 0.99997},
+    "hcstvg-v1": {"epochs": 10, "num_frames": 48, "ema_decay": 0.999},
+    "hcstvg-v2": {"epochs": 4, "num_frames": 48, "ema_decay": 0.999},
     # The CPU demo: a small model on the light synthetic features, trained for minutes.
     "synthetic": {
         "epochs": 40,
@@ -66,7 +67,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_workers": 0,
         "in_memory": True,
         "checkpoint_every": 100,
-        "model": {"d_model": 64, "num_layers": 2, "nheads": 4, "alpha": 1.0},
     },
 }
 
@@ -81,7 +81,9 @@ def _parse_value(text: str) -> Any:
 def resolve(preset: str, overrides: list[str] | None = None) -> TrainConfig:
     """The preset with ``key=value`` overrides (values parsed as JSON, else kept as strings)."""
     if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", field="--preset")
+        raise InputError(
+            f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", field="--preset"
+        )
     values: dict[str, Any] = {"preset": preset, **json.loads(json.dumps(PRESETS[preset]))}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     for item in overrides or []:

@@ -113,7 +113,9 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
 
 
 class Distributed:
@@ -172,7 +174,9 @@ def check_run_folder(out: Path, config: TrainConfig, resume: bool, force: bool) 
     new = config.to_json()
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)} - {"max_steps", "epochs"}
     if changed and not force:
-        diffs = "; ".join(f"{k}: run has {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(changed))
+        diffs = "; ".join(
+            f"{k}: run has {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(changed)
+        )
         raise InputError(
             f"--resume with a different config ({diffs})",
             file=out / CONFIG,
@@ -187,9 +191,8 @@ def model_inputs_from(dataset: Any) -> dict[str, int]:
     item = dataset.item(0)
     return {
         "image_channels": int(item["image"].shape[1]),
-        "video_channels": int(item["motion"].shape[1]),
-        "text_dim": int(item["text"].shape[1]),
-        "num_clips": int(item["motion"].shape[0]),
+        "motion_channels": int(item["motion"].shape[1]),
+        "text_channels": int(item["text"].shape[1]),
     }
 
 
@@ -206,7 +209,7 @@ def run(
 ) -> dict[str, Any]:
     """Train CSDVL on the store at ``features`` into the run folder ``out``; returns a summary."""
     from stvg.features.dataset import FeatureDataset, collate
-    from stvg.models import build_model
+    from stvg.models import CSDVLConfig, build_model
     from stvg.train.losses import compute_losses
 
     out = Path(out)
@@ -219,16 +222,24 @@ def run(
     seed_everything(config.seed, deterministic)
 
     # --- setup
-    train_set = FeatureDataset(features, config.train_split, config.num_frames, in_memory=config.in_memory)
+    train_set = FeatureDataset(
+        features, config.train_split, config.num_frames, in_memory=config.in_memory
+    )
     if len(train_set) == 0:
         raise InputError(f"no complete queries in split '{config.train_split}'", file=features)
     val_set = None
     if config.validate and config.val_split in _store_splits(features):
-        val_set = FeatureDataset(features, config.val_split, config.num_frames, in_memory=config.in_memory)
-    model_cfg = {**model_inputs_from(train_set), **config.model}
+        val_set = FeatureDataset(
+            features, config.val_split, config.num_frames, in_memory=config.in_memory
+        )
+    model_cfg = CSDVLConfig.from_preset(
+        config.preset, **{**model_inputs_from(train_set), **config.model}
+    ).to_dict()
     model = build_model(model_cfg).to(dist.device)
     ema = EMA(model, config.ema_decay)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     batches_per_epoch = math.ceil(len(train_set) / config.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / dist.world)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -243,7 +254,9 @@ def run(
         set_rng_state(checkpoint["rng"])
         log.info("resumed from step %d", step)
     if dist.main:
-        (out / CONFIG).write_text(json.dumps({**config.to_json(), "model_resolved": model_cfg}, indent=1) + "\n")
+        (out / CONFIG).write_text(
+            json.dumps({**config.to_json(), "model_resolved": model_cfg}, indent=1) + "\n"
+        )
         _truncate_metrics(out / METRICS, step)
     net: torch.nn.Module = model
     if dist.world > 1:
@@ -272,7 +285,13 @@ def run(
         save_atomic(state, path)
 
     # --- loop
-    bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (progress and dist.main))
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        desc="train",
+        unit="step",
+        disable=not (progress and dist.main),
+    )
     t0 = time.perf_counter()
     metrics_file = open(out / METRICS, "a") if dist.main else None
     try:
@@ -310,11 +329,22 @@ def run(
             if end_of_epoch and val_set is not None and dist.main:
                 val = validate(model, ema, val_set, dist.device)
                 if metrics_file is not None:
-                    metrics_file.write(json.dumps({"step": step, "epoch": epoch, "val": val}) + "\n")
+                    metrics_file.write(
+                        json.dumps({"step": step, "epoch": epoch, "val": val}) + "\n"
+                    )
                     metrics_file.flush()
                 if val["all"]["m_vIoU"] is not None and val["all"]["m_vIoU"] > best:
                     best = val["all"]["m_vIoU"]
-                    save_atomic({"ema": ema.state, "step": step, "val": val, "config": config.to_json(), "model_config": model_cfg}, out / BEST)
+                    save_atomic(
+                        {
+                            "ema": ema.state,
+                            "step": step,
+                            "val": val,
+                            "config": config.to_json(),
+                            "model_config": model_cfg,
+                        },
+                        out / BEST,
+                    )
             dist.barrier()
     finally:
         bar.close()
@@ -323,7 +353,15 @@ def run(
     if dist.main:
         save(out / CHECKPOINT)
         if not (out / BEST).exists():
-            save_atomic({"ema": ema.state, "step": step, "config": config.to_json(), "model_config": model_cfg}, out / BEST)
+            save_atomic(
+                {
+                    "ema": ema.state,
+                    "step": step,
+                    "config": config.to_json(),
+                    "model_config": model_cfg,
+                },
+                out / BEST,
+            )
     dist.close()
     return {"steps": step, "best_m_vIoU": best, "seconds": time.perf_counter() - t0}
 
@@ -351,7 +389,9 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, ema: EMA, dataset: Any, device: torch.device) -> dict[str, Any]:
+def validate(
+    model: torch.nn.Module, ema: EMA, dataset: Any, device: torch.device
+) -> dict[str, Any]:
     """Score the EMA weights on ``dataset`` with the ``tubedetr`` protocol."""
     from stvg.data.sample import Annotations
     from stvg.evaluate import score

@@ -1,0 +1,31 @@
+"""``stvg predict``: a trained run's tubes for one split of a feature store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from stvg.cli.app import app, command
+
+
+@app.command("predict")
+@command
+def predict_command(
+    run: Path = typer.Option(..., help="Training run folder (uses its EMA weights)."),
+    features: Path = typer.Option(..., help="Feature store with the split to predict."),
+    split: str = typer.Option("test", help="Split of the store."),
+    out: Path = typer.Option(..., help="Predictions file to write (stvg-predictions/1)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    batch_size: int = typer.Option(8, help="Prediction passes per forward."),
+) -> None:
+    """Predict tubes: multi-pass over every stored frame, best 2D-map span, boxes in pixels.
+
+    Boxes are interpolated to every native frame of the segment, so every protocol can score them.
+    """
+    from stvg.evaluate.predict import predict_split
+    from stvg.evaluate.predictions import write_predictions
+
+    predictions, _ = predict_split(run, features, split, device=device, batch_size=batch_size)
+    write_predictions(out, predictions)
+    typer.echo(f"{len(predictions)} predictions -> {out}")

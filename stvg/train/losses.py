@@ -1,0 +1,205 @@
+"""CSDVL training losses (paper eq. 4-5, supplementary B.2): a dict of named terms + weights.
+
+``L = 5 * l1 + 2 * giou + 5 * tg + 1 * ta`` by default (:data:`DEFAULT_LOSS_WEIGHTS`).
+
+* ``l1`` / ``giou`` (DETR / TubeDETR): on GT frames only (``box_mask``), boxes in normalized
+  ``cxcywh``; ``l1 = sum |b^ - b| / n_boxes`` (summed over the 4 coordinates) and
+  ``giou = sum (1 - GIoU(b^, b)) / n_boxes`` with ``n_boxes`` the GT boxes of the whole batch.
+* ``tg``: binary cross-entropy between ``sigmoid(S)`` and the 2D-TAN *scaled* IoU targets
+  ``clip((IoU - min_iou) / (max_iou - min_iou), 0, 1)``, averaged over the valid proposals of
+  every sample (2D-TAN's ``bce_rescale_loss`` with bias 0). 2D-TAN uses ``min_iou = 0.5``,
+  ``max_iou = 1.0`` on Charades and ActivityNet (0.3 / 0.7 on TACoS); CSDVL does not say, we take
+  0.5 / 1.0. IoU is between the proposal ``(i, j)`` = ``[i, j + 1)`` and the GT span, both in
+  continuous clip units (clip ``c`` covers ``[c, c + 1)``).
+* ``ta``, the temporal attentive loss of ABLR (CSDVL ref. [34]) as written in STVGFormer eq. (6):
+  ``lambda_f * (-sum_t m^f_t log p^f_t / sum_t m^f_t) + lambda_c * (-sum_t m^c_t log p^c_t /
+  sum_t m^c_t)`` with ``lambda_f = 0.5``, ``lambda_c = 1.0``. ``p`` is the *softmax over time*
+  of the frame (resp. clip) logits, as ABLR's temporal attention: with per-position sigmoids
+  this formula only sees positives and is minimized by predicting 1 everywhere. Averaged over
+  the samples that have at least one positive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stvg.evaluate.boxes import box_cxcywh_to_xyxy, generalized_box_iou
+
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"l1": 5.0, "giou": 2.0, "tg": 5.0, "ta": 1.0}
+MIN_IOU = 0.5
+MAX_IOU = 1.0
+FRAME_WEIGHT = 0.5
+CLIP_WEIGHT = 1.0
+
+
+# ----------------------------------------------------------------------------- targets
+def span_iou_map(start: float, end: float, num_clips: int) -> Tensor:
+    """IoU of every proposal ``[i, j + 1)`` with the span ``[start, end)``: [T, T] float.
+
+    ``start``/``end`` are in clip units (fractions of the segment times ``T``). Entries with
+    ``i > j`` are 0.
+    """
+    i = torch.arange(num_clips, dtype=torch.float64)[:, None]  # proposal start
+    j = torch.arange(num_clips, dtype=torch.float64)[None, :] + 1  # proposal end (exclusive)
+    inter = (torch.minimum(j, torch.tensor(end)) - torch.maximum(i, torch.tensor(start))).clamp(
+        min=0
+    )
+    union = (j - i) + (end - start) - inter
+    iou = torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
+    return torch.where(j > i, iou, torch.zeros_like(iou)).float()
+
+
+def scaled_iou_targets(iou: Tensor, min_iou: float = MIN_IOU, max_iou: float = MAX_IOU) -> Tensor:
+    """2D-TAN's target rescaling: ``clip((iou - min_iou) / (max_iou - min_iou), 0, 1)``."""
+    return ((iou - min_iou) / (max_iou - min_iou)).clamp(0.0, 1.0)
+
+
+def clips_in_span(start: float, end: float, num_clips: int) -> Tensor:
+    """[T] bool: clip ``c`` (covering ``[c, c + 1)``) overlaps ``[start, end)``.
+
+    The overlap rule matches ``stvg.features.dataset`` (``clip_in_tube``).
+    """
+    c = torch.arange(num_clips, dtype=torch.float64)
+    return (c + 1 > start) & (c < end)
+
+
+def build_targets(
+    span: tuple[float, float] | Tensor,
+    frame_in_tube: Tensor,
+    boxes: Tensor,
+    num_clips: int,
+    *,
+    box_mask: Tensor | None = None,
+    min_iou: float = MIN_IOU,
+    max_iou: float = MAX_IOU,
+) -> dict[str, Tensor]:
+    """One sample's targets.
+
+    ``span`` = GT ``(start, end)`` in clip units (``[0, num_clips]``, half-open, floats allowed);
+    ``frame_in_tube`` [Ts] bool (static frame inside the GT tube); ``boxes`` [Ts, 4] normalized
+    cxcywh GT boxes (ignored where ``box_mask`` is False; ``box_mask`` defaults to
+    ``frame_in_tube``). Returns ``boxes`` [Ts, 4], ``box_mask`` [Ts] bool, ``frame_in_tube``
+    [Ts] bool, ``clip_in_tube`` [Td] bool, ``iou_map`` [Td, Td] and ``map_target`` [Td, Td]
+    (scaled IoU). Stack a list of them with :func:`stack_targets`.
+    """
+    start, end = (float(v) for v in span)
+    iou = span_iou_map(start, end, num_clips)
+    frame_in_tube = frame_in_tube.bool()
+    return {
+        "boxes": boxes.float(),
+        "box_mask": (frame_in_tube if box_mask is None else box_mask).bool(),
+        "frame_in_tube": frame_in_tube,
+        "clip_in_tube": clips_in_span(start, end, num_clips),
+        "iou_map": iou,
+        "map_target": scaled_iou_targets(iou, min_iou, max_iou),
+    }
+
+
+def stack_targets(targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Stack per-sample targets of :func:`build_targets` along a new batch dimension."""
+    return {k: torch.stack([t[k] for t in targets]) for k in targets[0]}
+
+
+# ----------------------------------------------------------------------------- loss terms
+def box_losses(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``(l1, giou)`` on the frames where ``mask`` is True.
+
+    ``pred``, ``gt`` [B, Ts, 4] normalized cxcywh; ``mask`` [B, Ts] bool. Both are sums over the
+    GT boxes divided by their number (at least 1); 0 (with gradient) when there is no GT box.
+    """
+    p, g = pred[mask], gt[mask].to(pred.dtype)  # [n,4]
+    n = max(int(mask.sum()), 1)
+    l1 = (p - g).abs().sum() / n
+    giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(p), box_cxcywh_to_xyxy(g)))
+    return l1, (1 - giou).sum() / n
+
+
+def temporal_grounding_loss(score_map: Tensor, map_target: Tensor, map_mask: Tensor) -> Tensor:
+    """BCE-with-logits between ``score_map`` [B, T, T] and ``map_target`` [B, T, T] (in [0, 1]),
+    averaged over the valid proposals ``map_mask`` [T, T] of all samples."""
+    mask = map_mask.expand_as(score_map)
+    return F.binary_cross_entropy_with_logits(
+        score_map[mask], map_target.to(score_map.dtype)[mask], reduction="mean"
+    )
+
+
+def attentive_term(logits: Tensor, positive: Tensor) -> Tensor:
+    """``mean_b [-sum_t m_t log softmax_t(logits_b) / sum_t m_t]`` over samples with a positive.
+
+    ``logits`` [B, T], ``positive`` [B, T] bool. 0 (with gradient) if no sample has a positive.
+    """
+    m = positive.to(logits.dtype)
+    count = m.sum(1)  # [B]
+    per_sample = -(m * logits.log_softmax(1)).sum(1) / count.clamp(min=1)
+    keep = count > 0
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return per_sample[keep].mean()
+
+
+def temporal_attentive_loss(
+    frame_logits: Tensor,
+    frame_in_tube: Tensor,
+    clip_logits: Tensor,
+    clip_in_tube: Tensor,
+    frame_weight: float = FRAME_WEIGHT,
+    clip_weight: float = CLIP_WEIGHT,
+) -> Tensor:
+    """``L_ta = frame_weight * term(frames) + clip_weight * term(clips)`` (supplementary B.2)."""
+    return frame_weight * attentive_term(frame_logits, frame_in_tube.bool()) + (
+        clip_weight * attentive_term(clip_logits, clip_in_tube.bool())
+    )
+
+
+def compute_losses(
+    outputs: Mapping[str, Tensor],
+    targets: Mapping[str, Tensor],
+    *,
+    min_iou: float = MIN_IOU,
+    max_iou: float = MAX_IOU,
+    frame_weight: float = FRAME_WEIGHT,
+    clip_weight: float = CLIP_WEIGHT,
+) -> dict[str, Tensor]:
+    """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` for a batch.
+
+    ``outputs`` is the model's dict. ``targets`` (a collated feature batch works as is) needs
+    ``boxes`` [B, Ts, 4], ``box_mask`` [B, Ts], ``frame_in_tube`` [B, Ts], and either
+    ``map_target`` [B, Td, Td] or ``span`` [B, 2] (GT tube as fractions of the segment, turned
+    into clip units by ``* Td``); ``clip_in_tube`` [B, Td] is taken from the batch when present,
+    else derived from ``span``/``iou_map`` with :func:`clips_in_span`.
+    """
+    score_map = outputs["score_map"]
+    td = score_map.shape[-1]
+    device = score_map.device
+    l1, giou = box_losses(outputs["pred_boxes"], targets["boxes"], targets["box_mask"].bool())
+
+    map_target = targets.get("map_target")
+    clip_in_tube = targets.get("clip_in_tube")
+    if map_target is None or clip_in_tube is None:
+        spans = (targets["span"].detach().double().cpu() * td).tolist()
+        if map_target is None:
+            map_target = torch.stack(
+                [scaled_iou_targets(span_iou_map(s, e, td), min_iou, max_iou) for s, e in spans]
+            ).to(device)
+        if clip_in_tube is None:
+            clip_in_tube = torch.stack([clips_in_span(s, e, td) for s, e in spans]).to(device)
+    tg = temporal_grounding_loss(score_map, map_target, outputs["map_mask"])
+    ta = temporal_attentive_loss(
+        outputs["frame_logits"],
+        targets["frame_in_tube"],
+        outputs["clip_logits"],
+        clip_in_tube,
+        frame_weight,
+        clip_weight,
+    )
+    return {"l1": l1, "giou": giou, "tg": tg, "ta": ta}
+
+
+def total_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float] | None = None) -> Tensor:
+    """``sum_k weights[k] * terms[k]`` over the keys of ``weights`` (default 5/2/5/1)."""
+    weights = DEFAULT_LOSS_WEIGHTS if weights is None else weights
+    return torch.stack([w * terms[k] for k, w in weights.items()]).sum()
