@@ -1,0 +1,192 @@
+"""Cross-stream collaboration after each layer pair (CSDVL section 3.3, supplementary B.1).
+
+Shapes: object queries ``O`` [B, Ts, d] (one per static frame), dynamic visual features ``F``
+[B, Td, S, d] with ``S = h2*w2`` cells, static attention maps ``A`` [B, Ts, h, w].
+
+Time alignment. Static frame ``t`` and clip ``c`` are both placed by their relative position in
+the segment (frame ``t`` covers ``[t/Ts, (t+1)/Ts)``, clip ``c`` covers ``[c/Td, (c+1)/Td)``).
+
+* static -> dynamic (``Ts`` -> ``Td``): temporal mean pooling, implemented as
+  ``adaptive_avg_pool1d``; when ``Ts`` is a multiple of ``Td`` this is exactly the mean of
+  ``Ts/Td`` consecutive frames, otherwise each clip averages the frames whose index range
+  ``[floor(c*Ts/Td), ceil((c+1)*Ts/Td))`` overlaps it.
+* dynamic -> static (``Td`` -> ``Ts``): temporal replication; frame ``t`` uses clip
+  :func:`frame_to_clip_index` ``= floor((t + 0.5) * Td / Ts)`` (the clip holding the frame's
+  centre), unless the batch supplies its own ``frame_clip_index`` [B, Ts].
+
+Space alignment (static -> dynamic): bilinear interpolation of ``A`` from ``(h, w)`` to
+``(h2, w2)`` (``align_corners=False``); for a ``1 x 1`` dynamic grid (the "w/o spatial"
+ablation) the spatial mean is used instead, since bilinear sampling would read the single centre
+value. Values are not renormalized: the map keeps the static stream's attention magnitudes.
+
+Modes (paper tables 3 and 5):
+
+* ``none``: no exchange; ``s2d``: eq. (2) only; ``d2s``: cross-attention + query mixing only;
+  ``full``: both (the paper's model).
+* symmetric baselines, our reading of "sum", "FC + sum" and "concat + FC" (the paper gives no
+  formula): each stream receives the other's features aligned to its own layout -- the dynamic
+  stream gets ``O`` mean-pooled to clips and broadcast over cells, the static stream gets ``F``
+  mean-pooled over cells and replicated to frames -- and merges them:
+  ``sum``: ``LN(x + y)``; ``fc_sum``: ``LN(x + FC(y))``; ``concat_fc``: ``LN(FC([x; y]))``,
+  with separate FC/LN per direction. The LayerNorm mirrors eq. (2) so every mode keeps the
+  features on the same scale.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+COLLAB_MODES = ("none", "s2d", "d2s", "full", "sum", "fc_sum", "concat_fc")
+
+
+def frame_to_clip_index(frames: int, clips: int, device: torch.device | None = None) -> Tensor:
+    """For each of ``frames`` static frames, the clip holding its centre: [Ts] long."""
+    t = torch.arange(frames, device=device, dtype=torch.float64)
+    return torch.floor((t + 0.5) * clips / frames).long().clamp_(0, clips - 1)
+
+
+def frames_to_clips(x: Tensor, clips: int) -> Tensor:
+    """Temporal mean pooling of [B, Ts, ...] to [B, Td, ...] (adaptive average pooling)."""
+    b, ts = x.shape[:2]
+    rest = x.shape[2:]
+    y = F.adaptive_avg_pool1d(x.reshape(b, ts, -1).transpose(1, 2), clips)  # [B,*,Td]
+    return y.transpose(1, 2).reshape(b, clips, *rest)
+
+
+def align_attention(attn: Tensor, clips: int, grid: tuple[int, int]) -> Tensor:
+    """Align static maps ``A`` [B, Ts, h, w] to the dynamic layout: [B, Td, h2*w2]."""
+    b, ts, h, w = attn.shape
+    if grid == (1, 1):
+        a = attn.mean(dim=(2, 3), keepdim=True)
+    elif grid == (h, w):
+        a = attn
+    else:
+        a = F.interpolate(attn, size=grid, mode="bilinear", align_corners=False)
+    return frames_to_clips(a.flatten(2), clips)
+
+
+class StaticToDynamic(nn.Module):
+    """Eq. (2): ``F~ = LayerNorm(F + A (.) FC(F))``, ``A`` broadcast over the ``d`` channels."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, fv: Tensor, attn: Tensor) -> Tensor:
+        """``fv`` [B, Td, S, d]; ``attn`` [B, Td, S] (already aligned). Returns [B, Td, S, d]."""
+        return self.norm(fv + attn[..., None] * self.fc(fv))
+
+
+class DynamicToStatic(nn.Module):
+    """``O_t`` cross-attends to the cells of ``F[c(t)]``, then query mixing over frames.
+
+    Both steps are residual + post-norm. Keys carry the dynamic grid's 2-D sine encoding; the
+    query mixing (temporal self-attention) adds the frame-index encoding to queries and keys.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.cross_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.mix_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.norm_cross = nn.LayerNorm(d_model)
+        self.norm_mix = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        queries: Tensor,
+        fv: Tensor,
+        clip_index: Tensor,
+        space_pos: Tensor,
+        frame_pos: Tensor,
+    ) -> Tensor:
+        """``queries`` [B, Ts, d]; ``fv`` [B, Td, S, d]; ``clip_index`` [B, Ts] long;
+        ``space_pos`` [S, d]; ``frame_pos`` [Ts, d]. Returns [B, Ts, d]."""
+        b, ts, d = queries.shape
+        s = fv.shape[2]
+        per_frame = torch.gather(fv, 1, clip_index[:, :, None, None].expand(b, ts, s, d))
+        per_frame = per_frame.reshape(b * ts, s, d)  # F_v[t] after temporal replication
+        q = queries.reshape(b * ts, 1, d)
+        out = self.cross_attn(q, per_frame + space_pos, per_frame, need_weights=False)[0]
+        queries = self.norm_cross(queries + self.dropout(out.view(b, ts, d)))
+        q = queries + frame_pos
+        out = self.mix_attn(q, q, queries, need_weights=False)[0]
+        return self.norm_mix(queries + self.dropout(out))
+
+
+class SymmetricFusion(nn.Module):
+    """The symmetric baselines ``sum | fc_sum | concat_fc`` (see the module docstring)."""
+
+    def __init__(self, mode: str, d_model: int) -> None:
+        super().__init__()
+        if mode not in ("sum", "fc_sum", "concat_fc"):
+            raise ValueError(f"not a symmetric fusion mode: {mode!r}")
+        self.mode = mode
+        width = 2 * d_model if mode == "concat_fc" else d_model
+        if mode != "sum":
+            self.fc_static = nn.Linear(width, d_model)
+            self.fc_dynamic = nn.Linear(width, d_model)
+        self.norm_static = nn.LayerNorm(d_model)
+        self.norm_dynamic = nn.LayerNorm(d_model)
+
+    def _merge(self, x: Tensor, y: Tensor, fc: nn.Module | None, norm: nn.Module) -> Tensor:
+        if self.mode == "sum":
+            return norm(x + y)
+        if self.mode == "fc_sum":
+            return norm(x + fc(y))
+        return norm(fc(torch.cat((x, y), dim=-1)))
+
+    def forward(self, queries: Tensor, fv: Tensor, clip_index: Tensor) -> tuple[Tensor, Tensor]:
+        """``queries`` [B, Ts, d], ``fv`` [B, Td, S, d], ``clip_index`` [B, Ts] long."""
+        b, ts, d = queries.shape
+        td, s = fv.shape[1], fv.shape[2]
+        to_static = torch.gather(fv.mean(2), 1, clip_index[:, :, None].expand(b, ts, d))
+        to_dynamic = frames_to_clips(queries, td)[:, :, None].expand(b, td, s, d)
+        fc_s = getattr(self, "fc_static", None)
+        fc_d = getattr(self, "fc_dynamic", None)
+        new_q = self._merge(queries, to_static, fc_s, self.norm_static)
+        new_f = self._merge(fv, to_dynamic, fc_d, self.norm_dynamic)
+        return new_q, new_f
+
+
+class CollaborationBlock(nn.Module):
+    """The block after layer ``i``: returns the enhanced ``(O~, F~)`` for layer ``i + 1``.
+
+    Both directions read the *un-enhanced* outputs of layer ``i`` (``O^i`` and ``F_v^i``), as in
+    Figure 4 where the two transmissions run side by side.
+    """
+
+    def __init__(self, mode: str, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        if mode not in COLLAB_MODES:
+            raise ValueError(f"collab must be one of {COLLAB_MODES}, got {mode!r}")
+        self.mode = mode
+        self.s2d = StaticToDynamic(d_model) if mode in ("s2d", "full") else None
+        self.d2s = DynamicToStatic(d_model, n_heads, dropout) if mode in ("d2s", "full") else None
+        self.fusion = (
+            SymmetricFusion(mode, d_model) if mode in ("sum", "fc_sum", "concat_fc") else None
+        )
+
+    def forward(
+        self,
+        queries: Tensor,
+        fv: Tensor,
+        attn: Tensor,
+        grid: tuple[int, int],
+        clip_index: Tensor,
+        space_pos: Tensor,
+        frame_pos: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """``queries`` [B, Ts, d]; ``fv`` [B, Td, S, d]; ``attn`` [B, Ts, h, w] (A^i);
+        ``grid`` = (h2, w2); ``clip_index`` [B, Ts]; ``space_pos`` [S, d]; ``frame_pos`` [Ts, d]."""
+        if self.fusion is not None:
+            return self.fusion(queries, fv, clip_index)
+        new_q, new_f = queries, fv
+        if self.d2s is not None:
+            new_q = self.d2s(queries, fv, clip_index, space_pos, frame_pos)
+        if self.s2d is not None:
+            new_f = self.s2d(fv, align_attention(attn, fv.shape[1], grid))
+        return new_q, new_f

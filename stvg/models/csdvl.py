@@ -1,0 +1,262 @@
+"""CSDVL: the static and dynamic VL streams, their collaboration blocks and the heads.
+
+Build from Python with ``build_model(CSDVLConfig(...))`` or ``build_model(CSDVLConfig.from_preset(
+"hcstvg-v2", d_model=64))``; a resolved config round-trips through ``dataclasses.asdict`` and
+``build_model(dict)``.
+
+Forward input (a dict of batched tensors, ``Ts`` and ``Td`` fixed per batch):
+
+=====================  ======================================  ==================================
+key                    shape                                   meaning
+=====================  ======================================  ==================================
+``image``              [B, Ts, C_img, h, w] float              static frames' C5 maps
+``image_mask``         [B, h, w] bool, optional                True = real cell (default all)
+``text``               [B, L, C_txt] float                     RoBERTa last hidden states
+``text_mask``          [B, L] bool                             True = real token
+``motion``             [B, Td, C_vid, h2, w2] float            clip features (SlowFast)
+``frame_clip_index``   [B, Ts] long, optional                  clip of each frame (d2s
+                                                               replication); default: centres
+=====================  ======================================  ==================================
+
+Forward output (a dict):
+
+* ``pred_boxes`` [B, Ts, 4]: normalized ``(cx, cy, w, h)`` in [0, 1] for every frame;
+* ``score_map`` [B, Td, Td]: 2D-TAN logits, ``(i, j)`` = clips ``i..j`` inclusive; entries
+  outside ``map_mask`` hold ``INVALID_LOGIT``;
+* ``map_mask`` [Td, Td] bool: valid proposals;
+* ``frame_logits`` [B, Ts] and ``clip_logits`` [B, Td]: auxiliary scores for L_ta;
+* ``s2d_attention`` [B, N, Ts, h, w]: the alpha-scaled decoder attention maps ``A_i`` over the
+  visual cells, one per layer (computed in every collab mode, for pictures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from stvg.errors import InputError
+from stvg.models.collaboration import COLLAB_MODES, CollaborationBlock, frame_to_clip_index
+from stvg.models.dynamic_stream import DynamicStream
+from stvg.models.heads import (
+    BoxHead,
+    ClipScoreHead,
+    FrameScoreHead,
+    TemporalHead,
+    proposal_mask,
+)
+from stvg.models.static_stream import StaticStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CSDVLConfig:
+    """Model hyper-parameters; defaults are the paper's (section 4.1, supplementary B).
+
+    ``alpha`` is the attention-query scale of the static-to-dynamic block (1.0 VidSTG, 0.1
+    HC-STVG). ``collab`` selects the collaboration (see :mod:`stvg.models.collaboration`);
+    ``dynamic_spatial=False`` / ``dynamic_mean_pool=False`` are table 4's "w/o spatial" and
+    "w/o mean pool". ``d_map`` / ``map_layers`` / ``map_kernel`` shape the 2D-TAN head (2D-TAN
+    uses 512 channels, kernel 5-9, 4-8 layers); ``pooling_counts`` ``None`` derives 2D-TAN's
+    sparse schedule from ``Td``. Channel counts must match the feature store.
+    """
+
+    d_model: int = 256
+    n_heads: int = 8
+    n_layers: int = 6  # decoder layers = STCMT layers = collaboration blocks
+    n_encoder_layers: int = 6
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    image_channels: int = 2048
+    text_channels: int = 768
+    motion_channels: int = 2304
+    alpha: float = 1.0
+    collab: str = "full"
+    dynamic_spatial: bool = True
+    dynamic_mean_pool: bool = True
+    d_map: int = 512
+    map_layers: int = 4
+    map_kernel: int = 5
+    pooling_counts: list[int] | None = None
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
+        """The preset ``name`` (a key of :data:`MODEL_PRESETS`) with ``overrides`` applied."""
+        if name not in MODEL_PRESETS:
+            raise InputError(
+                f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}",
+                field="preset",
+            )
+        return cls.from_dict({**MODEL_PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> CSDVLConfig:
+        """Build from a mapping (e.g. a run's ``config.json``); unknown keys are refused."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError(
+                f"unknown model config keys {unknown}; known: {sorted(names)}", field=unknown[0]
+            )
+        cfg = cls(**dict(values))
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` naming the field for values the model cannot use."""
+        if self.collab not in COLLAB_MODES:
+            raise InputError(
+                f"collab must be one of {list(COLLAB_MODES)}, got {self.collab!r}", field="collab"
+            )
+        if self.d_model % self.n_heads or self.d_model % 4:
+            raise InputError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) and 4",
+                field="d_model",
+            )
+        if self.map_kernel % 2 == 0:
+            raise InputError(f"map_kernel must be odd, got {self.map_kernel}", field="map_kernel")
+        if self.n_layers < 1 or self.n_encoder_layers < 1:
+            raise InputError("n_layers and n_encoder_layers must be >= 1", field="n_layers")
+
+
+# Model parts of the dataset presets (the trainer's presets hold the optimization numbers).
+# "synthetic" is the CPU demo: light backbones (ResNet18 layer3 = 256 channels) and tiny dims;
+# the trainer should still take the channel counts from the store's manifest.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "vidstg": {"alpha": 1.0},
+    "hcstvg-v1": {"alpha": 0.1},
+    "hcstvg-v2": {"alpha": 0.1},
+    "synthetic": {
+        "alpha": 1.0,
+        "d_model": 64,
+        "n_heads": 8,
+        "n_layers": 2,
+        "n_encoder_layers": 2,
+        "dim_feedforward": 128,
+        "dropout": 0.0,
+        "image_channels": 256,
+        "d_map": 64,
+        "map_layers": 2,
+        "map_kernel": 3,
+    },
+}
+
+
+class CSDVL(nn.Module):
+    """The full model; see the module docstring for the input and output dicts."""
+
+    def __init__(self, cfg: CSDVLConfig) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.static = StaticStream(
+            image_channels=cfg.image_channels,
+            text_channels=cfg.text_channels,
+            d_model=d,
+            n_heads=cfg.n_heads,
+            n_encoder_layers=cfg.n_encoder_layers,
+            n_decoder_layers=cfg.n_layers,
+            dim_feedforward=cfg.dim_feedforward,
+            dropout=cfg.dropout,
+        )
+        self.dynamic = DynamicStream(
+            motion_channels=cfg.motion_channels,
+            text_channels=cfg.text_channels,
+            d_model=d,
+            n_heads=cfg.n_heads,
+            n_layers=cfg.n_layers,
+            dim_feedforward=cfg.dim_feedforward,
+            dropout=cfg.dropout,
+            spatial=cfg.dynamic_spatial,
+            mean_pool=cfg.dynamic_mean_pool,
+        )
+        self.collab = nn.ModuleList(
+            CollaborationBlock(cfg.collab, d, cfg.n_heads, cfg.dropout)
+            for _ in range(cfg.n_layers if cfg.collab != "none" else 0)
+        )
+        self.box_head = BoxHead(d)
+        self.frame_head = FrameScoreHead(d)
+        self.clip_head = ClipScoreHead(d)
+        self.temporal_head = TemporalHead(d, cfg.d_map, cfg.map_layers, cfg.map_kernel)
+        self._masks: dict[int, Tensor] = {}
+
+    def map_mask(self, num_clips: int, device: torch.device) -> Tensor:
+        """The valid-proposal mask for ``num_clips`` clips: [Td, Td] bool (cached)."""
+        if num_clips not in self._masks:
+            self._masks[num_clips] = proposal_mask(num_clips, self.cfg.pooling_counts)
+        return self._masks[num_clips].to(device)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        image, text, text_mask, motion = (
+            batch["image"],
+            batch["text"],
+            batch["text_mask"].bool(),
+            batch["motion"],
+        )
+        b, ts, _, h, w = image.shape
+        td = motion.shape[1]
+        device = image.device
+        image_valid = batch.get("image_mask")
+        if image_valid is None:
+            image_valid = torch.ones(b, h, w, dtype=torch.bool, device=device)
+        clip_index = batch.get("frame_clip_index")
+        if clip_index is None:
+            clip_index = frame_to_clip_index(ts, td, device)[None].expand(b, ts)
+
+        memory, memory_pos, memory_pad = self.static.encode(
+            image, image_valid.bool(), text, text_mask
+        )
+        queries = self.static.initial_queries(b, ts)
+        frame_pos = self.static.frame_position(ts, device)
+        fv, hl, grid = self.dynamic.embed(motion, text)
+        time_pos, space_pos = self.dynamic.positions(td, grid, device)
+
+        maps = []
+        for i in range(self.cfg.n_layers):
+            queries, attn = self.static.decoder[i](
+                queries, frame_pos, memory, memory_pos, memory_pad, h * w, self.cfg.alpha
+            )
+            attn = attn.view(b, ts, h, w)  # A^i
+            maps.append(attn)
+            fv, hl = self.dynamic.layers[i](fv, hl, text_mask, time_pos, space_pos)
+            if self.collab:
+                queries, fv = self.collab[i](
+                    queries, fv, attn, grid, clip_index, space_pos, frame_pos
+                )
+
+        fd = fv.mean(2)  # [B,Td,d] spatial mean pool of F~_v^N
+        mask = self.map_mask(td, device)
+        return {
+            "pred_boxes": self.box_head(queries),
+            "score_map": self.temporal_head(fd, mask),
+            "map_mask": mask,
+            "frame_logits": self.frame_head(queries),
+            "clip_logits": self.clip_head(fd),
+            "s2d_attention": torch.stack(maps, dim=1),
+        }
+
+
+def build_model(cfg: CSDVLConfig | Mapping[str, Any]) -> CSDVL:
+    """Build :class:`CSDVL` from a config or a plain mapping of its fields."""
+    if not isinstance(cfg, CSDVLConfig):
+        cfg = CSDVLConfig.from_dict(cfg)
+    model = CSDVL(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info(
+        "built CSDVL (collab=%s, d=%d, N=%d): %d parameters",
+        cfg.collab,
+        cfg.d_model,
+        cfg.n_layers,
+        n_params,
+    )
+    return model
