@@ -12,7 +12,9 @@ from stvg.cli.app import app, command
 @app.command("baseline")
 @command
 def baseline_command(
-    annotations: Path = typer.Option(..., help="Annotations to predict for (any supported format)."),
+    annotations: Path = typer.Option(
+        ..., help="Annotations to predict for (any supported format)."
+    ),
     out: Path = typer.Option(..., help="Where to write the predictions (stvg-predictions/1)."),
     kind: str = typer.Option("center", help="center (whole segment, centered box) or mean."),
     train: Path = typer.Option(None, help="Training annotations (for --kind mean)."),
@@ -25,13 +27,17 @@ def baseline_command(
     from stvg.evaluate.predictions import write_predictions
 
     if kind not in BASELINES:
-        raise InputError(f"unknown baseline {kind!r}; known: {', '.join(BASELINES)}", field="--kind")
+        raise InputError(
+            f"unknown baseline {kind!r}; known: {', '.join(BASELINES)}", field="--kind"
+        )
     test = load_annotations(annotations, format=format)
     if kind == "center":
         predictions = center_baseline(test)
     else:
         if train is None:
-            raise InputError("--kind mean needs --train FILE (the training annotations)", field="--train")
+            raise InputError(
+                "--kind mean needs --train FILE (the training annotations)", field="--train"
+            )
         predictions = mean_baseline(test, load_annotations(train))
     write_predictions(out, predictions)
     typer.echo(f"{kind} baseline: {len(predictions)} predictions -> {out}")

@@ -16,7 +16,9 @@ def extract_command(
     dataset: str = typer.Option(
         ..., help="vidstg, hcstvg-v1, hcstvg-v2, synthetic or normalized (sets the preset)."
     ),
-    data_root: Path = typer.Option(..., help="Dataset folder (for synthetic: what `stvg data synth` wrote)."),
+    data_root: Path = typer.Option(
+        ..., help="Dataset folder (for synthetic: what `stvg data synth` wrote)."
+    ),
     out: Path = typer.Option(..., help="Feature store folder, e.g. features/vidstg."),
     annotations: str = typer.Option(
         None, help="Annotation file, or a pattern with {split}; default: the dataset's layout."
@@ -27,7 +29,9 @@ def extract_command(
     weights: str = typer.Option(None, help="pretrained, random, or a local checkpoint PATH."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     batch_size: int = typer.Option(16, help="Frames (or clips) per backbone forward."),
-    dtype: str = typer.Option("float16", help="float16, or int8 (per-channel scales, < half the bytes)."),
+    dtype: str = typer.Option(
+        "float16", help="float16, or int8 (per-channel scales, < half the bytes)."
+    ),
     image_backbone: str = typer.Option(None, help="resnet101 (paper) or resnet18."),
     image_layer: str = typer.Option(None, help="layer4 (C5, paper), layer3 or layer2."),
     n_short: int = typer.Option(None, help="Static frames: shorter side at most this many pixels."),
@@ -41,7 +45,9 @@ def extract_command(
         None, help="K/N: extract every N-th entry from K (default: SLURM array variables, or 0/1)."
     ),
     scheduler: str = typer.Option(None, help="dask.distributed scheduler address."),
-    dask_workers: int = typer.Option(None, help="Start a local dask cluster of N worker processes."),
+    dask_workers: int = typer.Option(
+        None, help="Start a local dask cluster of N worker processes."
+    ),
     skip_failed: bool = typer.Option(False, help="Do not retry videos recorded in failures.jsonl."),
     amp: bool = typer.Option(False, help="Autocast (bf16 on CPU, fp16 on CUDA)."),
     channels_last: bool = typer.Option(False, help="channels_last memory format for the CNNs."),
