@@ -3,16 +3,15 @@
 The paper's static stream reads ResNet101's C5 map (``layer4``: 2048 channels, stride 32) of each
 sampled frame. Other cuts are a choice recorded in the manifest (``spec``):
 
-=========  ======  ========  ======  =====================================================
-name       layer   channels  stride  usable with ``--weights random``?
-=========  ======  ========  ======  =====================================================
-resnet101  layer4  2048      32      no: overflows fp16 (see below); the pretrained default
-resnet101  layer3  1024      16      no: values reach ~6e4, at the fp16 limit (65504)
-resnet101  layer2  512       8       yes (max ~6; DESIGN: color .99 / position .92)
-resnet50   layer2-4 as resnet101     pretrained only recommended
-resnet18   layer3  256       16      yes: the documented light choice (max ~10, ~5x faster)
-resnet18   layer2  128 / layer4 512  yes (max ~9 / ~16)
-=========  ======  ========  ======  =====================================================
+- ``resnet101`` ``layer4``: 2048 ch, stride 32. The paper's, the pretrained default. Not usable
+  with random weights: it overflows fp16 (see below).
+- ``resnet101`` ``layer3``: 1024 ch, stride 16. Random: values reach ~6e4, at the fp16 limit
+  (65504): not usable.
+- ``resnet101`` ``layer2``: 512 ch, stride 8. Random: usable (max ~6).
+- ``resnet18`` ``layer3``: 256 ch, stride 16. Random: usable (max ~10), ~5x faster than C5; the
+  documented light choice for ``--weights random`` and the offline demo.
+- ``resnet18`` ``layer2`` / ``layer4`` (128 / 512 ch) and ``resnet50`` ``layer2``-``layer4`` are
+  also accepted.
 
 Measured here (seed 0, eval mode, 16 synthetic 128x160 frames): random ResNet101 ``layer4``
 peaks at 1.5e5 and 0.8 % of its values become ``inf`` in fp16, with cosine .999 between
@@ -21,8 +20,9 @@ brings ``layer4`` to max 24 and cosine .46, but it is not offered: the recalibra
 which frames were seen (two shards would build different encoders) and it restores the range, not
 the information. A linear probe on mean-pooled maps (240 synthetic 128x160 frames, 4 colors x 3
 shapes, ridge, 160 train / 80 test; chance .25 / .33) gives color / shape: random ``layer4``
-.45 / .39, after AdaBN .55 / .39, ResNet101 ``layer2`` 1.00 / .88, ResNet18 ``layer3`` .96 / .65. With random weights use ``resnet18``/``layer3``
-(or ``resnet101``/``layer2``); the store writer refuses non-finite values in any case.
+.45 / .39, after AdaBN .55 / .39, ResNet101 ``layer2`` 1.00 / .88, ResNet18 ``layer3``
+.96 / .65. With random weights use ``resnet18``/``layer3`` (or ``resnet101``/``layer2``); the
+store writer refuses non-finite values in any case.
 
 Pretrained weights are torchvision's ``IMAGENET1K_V1`` (the weights DETR, MDETR and TubeDETR
 started from); a local PATH may hold a torchvision state dict or a DETR/MDETR checkpoint (its

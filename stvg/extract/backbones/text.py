@@ -253,6 +253,9 @@ def build_text_encoder(
     if len(model.encoder.layer) > layers:
         model.encoder.layer = model.encoder.layer[:layers]
         model.config.num_hidden_layers = layers
+    elif len(model.encoder.layer) < layers:
+        log.warning("the checkpoint has %d layers, fewer than %d", len(model.encoder.layer), layers)
+        layers = len(model.encoder.layer)
     dev = torch.device(device)
     model = model.eval().requires_grad_(False).to(dev)
     return TextEncoder(

@@ -85,7 +85,7 @@ SLOW_CHANNELS, FAST_CHANNELS = 2048, 256
 
 
 def pad_resize_clip(frames: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` -> float ``[3, T, size, size]`` in [0, 1]: pad right/bottom, resize."""
+    """uint8 ``[T, H, W, 3]`` -> float ``[3, T, size, size]`` in [0, 1]; padded, resized."""
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be [T, H, W, 3], got {frames.shape}")
     t, h, w, _ = frames.shape

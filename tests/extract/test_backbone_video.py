@@ -1,0 +1,160 @@
+"""Video encoders: SlowFast body before its RoI head, the frame-difference encoder, errors."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from stvg.extract.backbones import WeightsUnavailable, build_image_encoder, build_video_encoder
+from stvg.extract.backbones.weights import seeded
+
+SIZE = 64  # tiny clips: 64 / 16 = 4x4 maps
+
+
+def clip(t: int, h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def r50():
+    return build_video_encoder("slowfast_r50_detection", "random", size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def r50_input(r50):
+    return r50.preprocess(clip(32))[None]  # [1, 3, 32, 64, 64]
+
+
+@pytest.fixture(scope="module")
+def r50_output(r50, r50_input):
+    return r50(r50_input)  # [1, 2304, 4, 4]
+
+
+def test_slowfast_r50_detection_shape(r50, r50_input, r50_output):
+    assert (r50.out_channels, r50.stride, r50.clip_frames) == (2304, 16, 32)
+    assert tuple(r50_input.shape) == (1, 3, 32, SIZE, SIZE)
+    y = r50_output
+    assert tuple(y.shape) == (1, 2304, 4, 4) and y.dtype == torch.float32
+    assert r50.output_shape() == (4, 4)
+    assert r50.spec["weights"] == "random:seed0" and r50.spec["slow_frames"] == 8
+
+
+def test_slowfast_pathway_channels(r50, r50_input, r50_output):
+    """Slow res5 has 2048 channels over 8 frames, fast res5 256 over 32 (alpha 4, beta 1/8)."""
+    slow_ids = torch.tensor([0, 4, 8, 13, 17, 22, 26, 31])  # linspace(0, 31, 8), truncated
+    paths = [r50_input[:, :, slow_ids], r50_input]
+    with torch.inference_mode():
+        for block in r50.body.blocks:
+            paths = block(paths)
+    slow, fast = paths
+    assert tuple(slow.shape) == (1, 2048, 8, 4, 4)
+    assert tuple(fast.shape) == (1, 256, 32, 4, 4)
+    y = r50_output
+    assert torch.allclose(y[:, :2048], slow.mean(2), atol=1e-5)
+    assert torch.allclose(y[:, 2048:], fast.mean(2), atol=1e-5)
+
+
+def test_slowfast_matches_pytorchvideo_features_before_roi_head(r50_input, r50_output):
+    """Our output equals what pytorchvideo's detection net feeds its RoI head."""
+    from pytorchvideo.models.hub import slowfast_r50_detection
+
+    with seeded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = slowfast_r50_detection(pretrained=False).eval()
+    slow_ids = torch.tensor([0, 4, 8, 13, 17, 22, 26, 31])
+    with torch.inference_mode():
+        features = ref.model([r50_input[:, :, slow_ids], r50_input])  # [1, 2304, 1, 4, 4]
+    assert tuple(features.shape) == (1, 2304, 1, 4, 4)
+    assert torch.allclose(r50_output, features[:, :, 0], atol=1e-5)
+
+
+def test_slowfast_r101_shape():
+    enc = build_video_encoder("slowfast_r101", "random", size=SIZE)
+    y = enc(enc.preprocess(clip(32))[None])
+    assert tuple(y.shape) == (1, 2304, 2, 2)  # undilated res5: stride 32
+    assert (enc.out_channels, enc.stride, enc.clip_frames) == (2304, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def framediff():
+    return build_video_encoder("framediff_resnet18", "random", size=SIZE)
+
+
+def test_framediff_is_mean_and_difference_of_resnet18_maps(framediff):
+    assert (framediff.out_channels, framediff.stride, framediff.clip_frames) == (512, 16, 8)
+    x = torch.stack([framediff.preprocess(clip(8, seed=s)) for s in range(2)])  # [2,3,8,64,64]
+    y = framediff(x)
+    assert tuple(y.shape) == (2, 512, 4, 4)
+    image = build_image_encoder("resnet18", "layer3", "random")  # same seed, same weights
+    for b in range(2):
+        maps = image(x[b].permute(1, 0, 2, 3))  # [8, 256, 4, 4]
+        assert torch.allclose(y[b, :256], maps.mean(0), atol=1e-5)
+        assert torch.allclose(y[b, 256:], maps[-1] - maps[0], atol=1e-5)
+    assert torch.equal(build_video_encoder("framediff_resnet18", "random", size=SIZE)(x), y)
+
+
+def test_framediff_of_a_still_clip_has_zero_difference(framediff):
+    still = np.repeat(clip(1), 8, axis=0)
+    y = framediff(framediff.preprocess(still)[None])
+    assert torch.equal(y[:, 256:], torch.zeros_like(y[:, 256:]))
+
+
+def test_preprocess_pads_right_bottom_and_normalizes(r50):
+    white = np.full((32, 48, 64, 3), 255, np.uint8)  # 48 high, 64 wide -> 64x64 square, no resize
+    x = r50.preprocess(white)
+    assert tuple(x.shape) == (3, 32, 64, 64)
+    on, off = (1 - 0.45) / 0.225, (0 - 0.45) / 0.225
+    assert torch.allclose(x[:, :, :48], torch.full_like(x[:, :, :48], on))
+    assert torch.allclose(x[:, :, 48:], torch.full_like(x[:, :, 48:], off))
+
+
+def test_preprocess_resizes_to_size(framediff):
+    x = framediff.preprocess(clip(8, 120, 200))
+    assert tuple(x.shape) == (3, 8, SIZE, SIZE)
+
+
+def test_wrong_clip_length_is_refused(r50, framediff):
+    with pytest.raises(ValueError, match="32"):
+        r50.preprocess(clip(8))
+    with pytest.raises(ValueError, match="8"):
+        framediff(torch.zeros(1, 3, 4, SIZE, SIZE))
+
+
+def test_pool_to():
+    enc = build_video_encoder("framediff_resnet18", "random", size=SIZE, pool_to=2)
+    assert tuple(enc(enc.preprocess(clip(8))[None]).shape) == (1, 512, 2, 2)
+    assert enc.output_shape() == (2, 2) and enc.spec["pool_to"] == 2
+
+
+def test_pretrained_offline_stops_quickly(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailable) as info:
+        build_video_encoder("slowfast_r50_detection", "pretrained", size=SIZE)
+    assert time.monotonic() - start < 5
+    text = str(info.value)
+    url = (
+        "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/ava/SLOWFAST_8x8_R50_DETECTION.pyth"
+    )
+    assert url in text and str(tmp_path / "torch" / "hub" / "checkpoints") in text
+
+
+def test_local_checkpoint_in_pytorchvideo_format(tmp_path):
+    with seeded(1), warnings.catch_warnings():  # other weights than seed 0
+        warnings.simplefilter("ignore")
+        from pytorchvideo.models.hub import slowfast_r50_detection
+
+        other = slowfast_r50_detection(pretrained=False)
+    torch.save({"model_state": other.state_dict()}, tmp_path / "SLOWFAST_8x8_R50_DETECTION.pyth")
+    enc = build_video_encoder("slowfast_r50_detection", str(tmp_path), size=SIZE)
+    assert enc.spec["weights"].startswith("file:")
+    first = next(iter(other.model.blocks[0].parameters()))
+    assert torch.equal(next(iter(enc.body.blocks[0].parameters())), first)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WeightsUnavailable, match="SLOWFAST_8x8_R50_DETECTION.pyth"):
+        build_video_encoder("slowfast_r50_detection", str(tmp_path / "empty"))
