@@ -54,11 +54,16 @@ def build_encoders(config: ExtractConfig) -> Encoders:
         build_video_encoder,
     )
 
-    common = {"weights": config.weights, "device": config.device}
+    common = {"weights": config.weights, "device": config.device, "amp": config.amp}
+    cnn = {"channels_last": config.channels_last}
     return Encoders(
-        image=build_image_encoder(name=config.image_backbone, layer=config.image_layer, **common),
+        image=build_image_encoder(
+            name=config.image_backbone, layer=config.image_layer, **common, **cnn
+        ),
         text=build_text_encoder(layers=config.text_layers, **common),
-        video=build_video_encoder(name=config.video_backbone, size=config.clip_size, **common),
+        video=build_video_encoder(
+            name=config.video_backbone, size=config.clip_size, **common, **cnn
+        ),
     )
 
 
