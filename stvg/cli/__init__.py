@@ -11,6 +11,7 @@ from stvg.cli import (  # noqa: F401  (imported to register their commands)
     data,
     extract,
     features,
+    pipeline,
     predict,
     score,
     synth,

@@ -123,6 +123,7 @@ def score(
     predictions: Predictions | Mapping[str, Prediction | Mapping[str, Any]],
     protocol: str = "tubedetr",
     missing: str = "error",
+    group_by: str = "qtype",
 ) -> Results:
     """Score ``predictions`` (keyed by ``sample_id``) against ``annotations`` with ``protocol``.
 
@@ -138,7 +139,13 @@ def score(
     per_sample = score_per_sample(annotations, predictions, protocol, missing)
     groups: dict[str, list[SampleScore]] = {}
     for sample in annotations.samples:
-        groups.setdefault(sample.qtype, []).append(per_sample[sample.sample_id])
+        if group_by == "qtype":
+            key = sample.qtype
+        elif group_by.startswith("extra."):
+            key = str(sample.extra.get(group_by[len("extra.") :], "-"))
+        else:
+            raise ValueError(f"group_by must be 'qtype' or 'extra.KEY', got {group_by!r}")
+        groups.setdefault(key, []).append(per_sample[sample.sample_id])
     results = {qtype: _aggregate(groups[qtype]) for qtype in sorted(groups)}
     results["all"] = _aggregate(list(per_sample.values()))
     return results

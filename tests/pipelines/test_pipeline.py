@@ -1,0 +1,80 @@
+"""The pipeline end to end on a tiny synthetic set: runs, skips, reruns what changed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from stvg.cli import app
+from stvg.pipelines.benchmark import PipelineConfig, format_report, run_pipeline
+
+pytestmark = pytest.mark.slow
+
+TINY_SYNTH = {"videos": 4, "seconds": 2.0, "fps": 10.0, "size": (64, 48)}
+TINY_EXTRACT = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
+TINY_TRAIN = [
+    "max_steps=3",
+    "num_frames=4",
+    "batch_size=2",
+    "model.d_model=32",
+    "model.n_layers=1",
+    "model.n_encoder_layers=1",
+    "model.n_heads=2",
+    "model.dim_feedforward=32",
+    "model.d_map=16",
+]
+
+
+def tiny(out, train=TINY_TRAIN) -> PipelineConfig:
+    return PipelineConfig(
+        out=out, synth=TINY_SYNTH, extract=TINY_EXTRACT, train=list(train), progress=False
+    )
+
+
+def ran(results) -> dict[str, bool]:
+    return {r.name: r.ran for r in results}
+
+
+def test_pipeline_runs_skips_and_reruns_what_changed(tmp_path):
+    out = tmp_path / "p"
+    results, report = run_pipeline(tiny(out))
+    assert ran(results) == dict.fromkeys(["synth", "extract", "train", "predict", "score"], True)
+    for name in ("data", "features", "run", "predictions.json", "metrics.json", "report.json"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["all"]) == {"m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "m_sIoU", "count"}
+    test_queries = len(json.loads((out / "data" / "test.json").read_text())["samples"])
+    assert metrics["all"]["count"] == test_queries
+    assert set(report) >= {"model", "center", "mean"}
+    assert "center" in format_report(report)
+    first = {p: (out / p).stat().st_mtime_ns for p in ("predictions.json", "metrics.json")}
+
+    # Nothing changed: every step is skipped, outputs untouched.
+    results, _ = run_pipeline(tiny(out))
+    assert not any(ran(results).values())
+    assert {p: (out / p).stat().st_mtime_ns for p in first} == first
+
+    # A training setting changed: train, predict and score run again; synth and extract do not.
+    results, _ = run_pipeline(tiny(out, [*TINY_TRAIN[1:], "max_steps=4"]))
+    assert ran(results) == {
+        "synth": False,
+        "extract": False,
+        "train": True,
+        "predict": True,
+        "score": True,
+    }
+    lines = (out / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines if "loss" in x] == [1, 2, 3, 4]
+
+    # --from predict reruns predict and score only.
+    results, _ = run_pipeline(tiny(out, [*TINY_TRAIN[1:], "max_steps=4"]), start="predict")
+    assert [r.name for r in results if r.ran] == ["predict", "score"]
+
+
+def test_pipeline_cli_unknown_step_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["pipeline", "--out", str(tmp_path / "p"), "--from", "bogus"])
+    assert result.exit_code == 2
+    assert "unknown step 'bogus'" in result.output
+    assert "Traceback" not in result.output
