@@ -84,6 +84,11 @@ class CSDVLConfig:
     map_layers: int = 4
     map_kernel: int = 5
     pooling_counts: list[int] | None = None
+    # False (the paper, DETR): the 2-D sine position enters the static encoder's queries and
+    # keys only. True: it is also added to the projected visual tokens (ViT-style), so the values
+    # the object query reads carry where they are; a from-scratch model then learns to localize
+    # in hundreds of steps instead of tens of thousands (the CPU demo's choice, see README).
+    visual_pos_in_values: bool = False
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
@@ -168,6 +173,7 @@ class CSDVL(nn.Module):
             n_decoder_layers=cfg.n_layers,
             dim_feedforward=cfg.dim_feedforward,
             dropout=cfg.dropout,
+            pos_in_values=cfg.visual_pos_in_values,
         )
         self.dynamic = DynamicStream(
             motion_channels=cfg.motion_channels,

@@ -146,9 +146,11 @@ class StaticStream(nn.Module):
         n_decoder_layers: int,
         dim_feedforward: int,
         dropout: float,
+        pos_in_values: bool = False,
     ) -> None:
         super().__init__()
         self.d_model = d_model
+        self.pos_in_values = pos_in_values
         self.image_proj = nn.Linear(image_channels, d_model)  # DETR's 1x1 input projection
         # MDETR's FeatureResizer for the text states: FC + LayerNorm + dropout.
         self.text_proj = nn.Sequential(
@@ -180,6 +182,8 @@ class StaticStream(nn.Module):
         txt = self.text_proj(text)  # [B,L,d]
         n_txt = txt.shape[1]
         vis_pos = sine_position_2d(image_valid, d).flatten(1, 2)  # [B,HW,d]
+        if self.pos_in_values:  # visual tokens carry their position (see CSDVLConfig)
+            vis = vis + vis_pos[:, None]
         x = torch.cat((vis, txt[:, None].expand(b, ts, n_txt, d)), dim=2).flatten(0, 1)
         pos = torch.cat((vis_pos, torch.zeros_like(txt)), dim=1)  # [B,HW+L,d]
         pos = pos[:, None].expand(b, ts, -1, d).flatten(0, 1)  # [B*Ts,HW+L,d]
