@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from stvg.cli import (  # noqa: F401  (imported to register their commands)
     baseline,
+    bench,
     data,
     extract,
     features,
@@ -16,6 +17,7 @@ from stvg.cli import (  # noqa: F401  (imported to register their commands)
     score,
     synth,
     train,
+    visualize,
 )
 from stvg.cli.app import app
 
