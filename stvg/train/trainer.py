@@ -7,9 +7,11 @@ optimizer step: ``step``, ``epoch``, ``loss``, each loss term, ``lr``; plus one 
 the best validation m_vIoU).
 
 Data order is a function of ``(seed, epoch)`` only: epoch ``e`` visits the training queries in
-``randperm(n, generator=seed + e)`` order, rank ``r`` of ``W`` taking every W-th batch. A resumed
+``randperm(n, generator=seed + e)`` order, rank ``r`` of ``W`` taking every W-th batch (the
+epoch's batches padded by wrap-around to a multiple of W, so ranks step together). A resumed
 run therefore skips the batches its epoch had already done and sees exactly what an uninterrupted
-run would; with ``deterministic`` the final weights match it (DESIGN section 11).
+run would; with ``deterministic`` the final weights match it (DESIGN section 11). Batches come
+from a DataLoader with ``num_workers`` processes that read the store lazily, ahead of the step.
 
 Several GPUs: the same command under ``torchrun --nproc_per_node N`` uses DistributedDataParallel
 (nccl on CUDA, gloo on CPU); only rank 0 writes files and validates.
@@ -110,6 +112,38 @@ def batch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int
     """The epoch's batches of query indices (the last one may be short)."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
     return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+class RankBatches:
+    """The batches one rank trains on from ``start`` to ``total`` steps (a DataLoader batch_sampler).
+
+    Epoch ``e`` takes :func:`batch_order` ``(n, batch_size, seed, e)``, padded by wrapping around
+    to ``steps_per_epoch * world`` batches (as DistributedSampler pads) so that every rank does
+    the same number of steps; rank ``r`` takes every ``world``-th batch from ``r``. A run resumed
+    at step ``start`` skips the batches of its epoch that were already done.
+    """
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int, world: int, rank: int, start: int, total: int
+    ) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.world, self.rank, self.start, self.total = world, rank, start, total
+        self.steps_per_epoch = math.ceil(math.ceil(n / batch_size) / world)
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self):
+        step = self.start
+        while step < self.total:
+            epoch, position = divmod(step, self.steps_per_epoch)
+            order = batch_order(self.n, self.batch_size, self.seed, epoch)
+            order = [order[i % len(order)] for i in range(self.steps_per_epoch * self.world)]
+            for indices in order[self.rank :: self.world][position:]:
+                if step >= self.total:
+                    return
+                yield indices
+                step += 1
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -294,39 +328,48 @@ def run(
     )
     t0 = time.perf_counter()
     metrics_file = open(out / METRICS, "a") if dist.main else None
+    # Workers read the store lazily and overlap reads with the step (each opens its own store).
+    loader = torch.utils.data.DataLoader(
+        train_set,
+        batch_sampler=RankBatches(
+            len(train_set), config.batch_size, config.seed, dist.world, dist.rank, step, total_steps
+        ),
+        collate_fn=collate,
+        num_workers=config.num_workers,
+        prefetch_factor=4 if config.num_workers > 0 else None,
+        pin_memory=dist.device.type == "cuda",
+    )
     try:
-        while step < total_steps:
-            epoch, position = divmod(step, steps_per_epoch)
-            order = batch_order(len(train_set), config.batch_size, config.seed, epoch)
-            mine = order[dist.rank :: dist.world][:steps_per_epoch]
-            for indices in mine[position:]:
-                if step >= total_steps:
-                    break
-                model.train()
-                batch = to_device(collate([train_set[i] for i in indices]), dist.device)
-                outputs = net(batch)
-                terms = compute_losses(outputs, batch)
-                loss = sum(weights[k] * terms[k] for k in weights if k in terms)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                ema.update(model)
-                step += 1
-                if metrics_file is not None:
-                    line = {"step": step, "epoch": epoch, "loss": float(loss.detach())}
-                    line.update({k: float(v.detach()) for k, v in terms.items()})
-                    line["lr"] = optimizer.param_groups[0]["lr"]
-                    metrics_file.write(json.dumps(line) + "\n")
-                    metrics_file.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-                if dist.main and step % config.checkpoint_every == 0:
-                    save(out / CHECKPOINT)
+        for cpu_batch in loader:
+            epoch = step // steps_per_epoch
+            model.train()
+            batch = to_device(cpu_batch, dist.device)
+            outputs = net(batch)
+            terms = compute_losses(outputs, batch)
+            loss = sum(weights[k] * terms[k] for k in weights if k in terms)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (logged below)
+            optimizer.step()
+            scheduler.step()
+            ema.update(model)
+            step += 1
+            if metrics_file is not None:
+                line = {"step": step, "epoch": epoch, "loss": float(loss.detach())}
+                line.update({k: float(v.detach()) for k, v in terms.items()})
+                line["lr"] = lr
+                metrics_file.write(json.dumps(line) + "\n")
+                metrics_file.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            if dist.main and step % config.checkpoint_every == 0:
+                save(out / CHECKPOINT)
             end_of_epoch = step % steps_per_epoch == 0 or step >= total_steps
-            if end_of_epoch and val_set is not None and dist.main:
+            if not end_of_epoch:
+                continue
+            if val_set is not None and dist.main:
                 val = validate(model, ema, val_set, dist.device)
                 if metrics_file is not None:
                     metrics_file.write(
