@@ -1,0 +1,73 @@
+"""``stvg bench``: measured ratios (DESIGN section 10), as quoted in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from stvg.cli.app import app, command
+
+bench_app = typer.Typer(
+    help="Measure the ratios of DESIGN section 10 on this machine.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("extract")
+@command
+def bench_extract_command(
+    quick: bool = typer.Option(False, help="Tiny light encoders: seconds instead of minutes."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+) -> None:
+    """Extraction frames/s through the real runner vs the bare backbone forward, same inputs.
+
+    Prints one JSON line: {"ratio_vs_backbone": x, ...} (goal >= 0.9), with the time breakdown,
+    and (full mode) the speed knobs, HC-STVG store bytes (float16 vs int8) and zarr vs HDF5
+    random reads.
+    """
+    from stvg.bench import bench_extract
+
+    result = bench_extract(quick=quick)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1) + "\n")
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("train")
+@command
+def bench_train_command(
+    quick: bool = typer.Option(False, help="Fewer videos and steps: about a minute."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+) -> None:
+    """Training step time with features in RAM / the same step reading the store lazily.
+
+    Prints one JSON line: {"ratio_store_vs_ram": x, ...} (goal >= 0.95), same model and
+    batches, the store read by DataLoader workers as `stvg train` does.
+    """
+    from stvg.bench import bench_train
+
+    result = bench_train(quick=quick)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1) + "\n")
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("e2e")
+@command
+def bench_e2e_command(
+    quick: bool = typer.Option(False, help="A scaled setting (Ts 8, Td 4, small frames)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+) -> None:
+    """Cost per training sample end to end (decode + backbones + heads) / heads from cache.
+
+    Prints one JSON line: {"ratio_end_to_end_vs_cached": x, ...} (goal >= 20). Backbones:
+    ResNet101 C5, SlowFast R50, RoBERTa-base with random weights; heads: CSDVL d=256 N=6.
+    """
+    from stvg.bench import bench_e2e
+
+    result = bench_e2e(quick=quick)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1) + "\n")
+    typer.echo(json.dumps(result))
