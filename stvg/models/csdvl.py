@@ -89,6 +89,12 @@ class CSDVLConfig:
     # the object query reads carry where they are; a from-scratch model then learns to localize
     # in hundreds of steps instead of tens of thousands (the CPU demo's choice, see README).
     visual_pos_in_values: bool = False
+    # "none" (the paper): the box head is a 3-layer MLP on the object query. "attention": the box
+    # centre is an offset (in logit space) from a reference point, the centre of mass of the last
+    # decoder layer's attention over the feature grid (Deformable/Conditional-DETR style). The
+    # paper's static stream starts from MDETR weights that already localize; a from-scratch model
+    # (the offline demo) learns the MLP's position read-out far faster with the reference point.
+    box_reference: str = "none"
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
@@ -131,6 +137,11 @@ class CSDVLConfig:
             raise InputError(f"map_kernel must be odd, got {self.map_kernel}", field="map_kernel")
         if self.n_layers < 1 or self.n_encoder_layers < 1:
             raise InputError("n_layers and n_encoder_layers must be >= 1", field="n_layers")
+        if self.box_reference not in ("none", "attention"):
+            raise InputError(
+                f"box_reference must be 'none' or 'attention', got {self.box_reference!r}",
+                field="box_reference",
+            )
 
 
 # Model parts of the dataset presets (the trainer's presets hold the optimization numbers).
@@ -202,6 +213,11 @@ class CSDVL(nn.Module):
             self._masks[num_clips] = proposal_mask(num_clips, self.cfg.pooling_counts)
         return self._masks[num_clips].to(device)
 
+    def _reference(self, attn: Tensor, valid: Tensor) -> Tensor | None:
+        if self.cfg.box_reference == "none":
+            return None
+        return attention_centre(attn, valid)
+
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         image, text, text_mask, motion = (
             batch["image"],
@@ -243,13 +259,33 @@ class CSDVL(nn.Module):
         fd = fv.mean(2)  # [B,Td,d] spatial mean pool of F~_v^N
         mask = self.map_mask(td, device)
         return {
-            "pred_boxes": self.box_head(queries),
+            "pred_boxes": self.box_head(queries, self._reference(maps[-1], image_valid)),
             "score_map": self.temporal_head(fd, mask),
             "map_mask": mask,
             "frame_logits": self.frame_head(queries),
             "clip_logits": self.clip_head(fd),
             "s2d_attention": torch.stack(maps, dim=1),
         }
+
+
+def attention_centre(attn: Tensor, valid: Tensor) -> Tensor:
+    """Centre of mass ``(x, y)`` in [0, 1] of attention maps ``attn`` [B, Ts, h, w].
+
+    Cell ``(i, j)`` sits at ``((j + 0.5) / w_b, (i + 0.5) / h_b)`` where ``h_b x w_b`` is the valid
+    (unpadded) part of sample ``b``'s grid (``valid`` [B, h, w] bool); padded cells carry no mass.
+    Returns [B, Ts, 2].
+    """
+    b, ts, h, w = attn.shape
+    valid = valid.to(attn.dtype)
+    rows = valid[:, :, 0].sum(1).clamp(min=1)  # [B] valid rows
+    cols = valid[:, 0, :].sum(1).clamp(min=1)  # [B] valid columns
+    ys = (torch.arange(h, device=attn.device, dtype=attn.dtype) + 0.5)[None] / rows[:, None]
+    xs = (torch.arange(w, device=attn.device, dtype=attn.dtype) + 0.5)[None] / cols[:, None]
+    mass = attn * valid[:, None]
+    total = mass.sum((2, 3)).clamp(min=1e-9)  # [B,Ts]
+    cx = (mass.sum(2) * xs[:, None]).sum(-1) / total
+    cy = (mass.sum(3) * ys[:, None]).sum(-1) / total
+    return torch.stack((cx, cy), dim=-1)
 
 
 def build_model(cfg: CSDVLConfig | Mapping[str, Any]) -> CSDVL:

@@ -54,8 +54,14 @@ class BoxHead(nn.Module):
         super().__init__()
         self.mlp = MLP(d_model, d_model, 4, 3)
 
-    def forward(self, queries: Tensor) -> Tensor:
-        return self.mlp(queries).sigmoid()
+    def forward(self, queries: Tensor, reference: Tensor | None = None) -> Tensor:
+        """``queries`` [..., d]; ``reference`` [..., 2] optional box centres in (0, 1): the MLP's
+        first two outputs are then offsets added to ``logit(reference)``."""
+        out = self.mlp(queries)
+        if reference is None:
+            return out.sigmoid()
+        ref = torch.logit(reference.clamp(1e-4, 1 - 1e-4))
+        return torch.cat(((out[..., :2] + ref).sigmoid(), out[..., 2:].sigmoid()), dim=-1)
 
 
 def default_pooling_counts(num_clips: int) -> list[int]:
