@@ -163,6 +163,9 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
         "d_map": 64,
         "map_layers": 2,
         "map_kernel": 3,
+        # From scratch on random-weight features (no MDETR initialization): see the two fields.
+        "visual_pos_in_values": True,
+        "box_reference": "attention",
     },
 }
 

@@ -57,13 +57,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "hcstvg-v2": {"epochs": 4, "num_frames": 48, "ema_decay": 0.999},
     # The CPU demo: a small model on the light synthetic features, trained for minutes.
     "synthetic": {
-        "epochs": 40,
+        "epochs": 60,
         "batch_size": 8,
-        "num_frames": 16,
-        "lr": 5e-4,
+        "num_frames": 8,
+        "lr": 1e-3,
         "lr_schedule": "cosine",
-        "warmup_steps": 20,
-        "ema_decay": 0.99,
+        "warmup_steps": 50,
+        "ema_decay": 0.98,
         "num_workers": 0,
         "in_memory": True,
         "checkpoint_every": 100,
