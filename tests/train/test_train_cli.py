@@ -71,7 +71,7 @@ def test_set_values_are_parsed_as_json_else_strings():
     assert config.val_split == "test"
     assert config.model == {"collab": "none"}
     # everything else is the synthetic preset's
-    assert (config.num_frames, config.ema_decay, config.warmup_steps) == (16, 0.99, 20)
+    assert (config.num_frames, config.ema_decay, config.warmup_steps) == (8, 0.98, 50)
     # values may contain '='
     assert resolve("synthetic", ["val_split=a=b"]).val_split == "a=b"
 
@@ -135,7 +135,7 @@ def test_resume_with_conflicting_config_refused_unless_force(features, tmp_path)
     refused = _train(features, out, "--max-steps", "3", "--resume", sets=changed)
     assert refused.exit_code == 2
     # the message says which setting differs and both values
-    assert "lr: run has 0.0005, now 0.01" in refused.output
+    assert "lr: run has 0.001, now 0.01" in refused.output
     assert "--force" in refused.output and "Traceback" not in refused.output
     assert _steps(out) == [1, 2]
 

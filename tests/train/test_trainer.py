@@ -86,8 +86,8 @@ def test_run_folder_metrics_and_checkpoints(features, tmp_path, one_thread):
         # the paper's weights 5 / 2 / 5 / 1
         total = 5 * x["l1"] + 2 * x["giou"] + 5 * x["tg"] + 1 * x["ta"]
         assert x["loss"] == pytest.approx(total, rel=1e-5)
-        # linear warm-up over 20 steps to lr 5e-4: step s (1-based) runs at 5e-4 * s / 20
-        assert x["lr"] == pytest.approx(5e-4 * x["step"] / 20, rel=1e-9)
+        # linear warm-up over 50 steps to lr 1e-3: step s (1-based) runs at 1e-3 * s / 50
+        assert x["lr"] == pytest.approx(1e-3 * x["step"] / 50, rel=1e-9)
     val = next(x for x in lines if "val" in x)["val"]["all"]
     assert set(val) == {"m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "m_sIoU", "count"}
     assert val["count"] == 2
