@@ -69,22 +69,35 @@ class Sample:
     @classmethod
     def from_json(cls, record: Any, *, file: str | Path | None = None, index: int = 0) -> Sample:
         """Parse one normalized record, checking types; raises :class:`InputError`."""
-        sid = record.get("sample_id", index) if isinstance(record, dict) else index
+        sid = record.get("sample_id") if isinstance(record, dict) else None
+        if sid is None or isinstance(sid, (dict, list)):
+            sid = index  # no usable id: name the record by its position in the file
         if not isinstance(record, dict):
             raise InputError("a sample must be a JSON object", file=file, sample=sid)
 
         def get(key: str, kinds: tuple[type, ...], what: str) -> Any:
             if key not in record:
-                raise InputError(f"the field is missing ({what} expected)", file=file, sample=sid, field=key)
+                raise InputError(
+                    f"the field is missing ({what} expected)", file=file, sample=sid, field=key
+                )
             value = record[key]
             if isinstance(value, bool) or not isinstance(value, kinds):
-                raise InputError(f"expected {what}, got {value!r:.60}", file=file, sample=sid, field=key)
+                raise InputError(
+                    f"expected {what}, got {value!r:.60}", file=file, sample=sid, field=key
+                )
             return value
 
         def span(key: str) -> Span:
             value = get(key, (list, tuple), "[start, end] frame ids")
-            if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise InputError(f"expected two integer frame ids, got {value!r:.60}", file=file, sample=sid, field=key)
+            if len(value) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                raise InputError(
+                    f"expected two integer frame ids, got {value!r:.60}",
+                    file=file,
+                    sample=sid,
+                    field=key,
+                )
             return (int(value[0]), int(value[1]))
 
         raw_boxes = get("boxes", (dict,), "an object of frame id -> [x1, y1, x2, y2]")
@@ -93,7 +106,9 @@ class Sample:
             try:
                 frame = int(key)
             except (TypeError, ValueError):
-                raise InputError(f"frame key {key!r} is not an integer", file=file, sample=sid, field="boxes") from None
+                raise InputError(
+                    f"frame key {key!r} is not an integer", file=file, sample=sid, field="boxes"
+                ) from None
             boxes[frame] = parse_box(box, file=file, sample=sid, field=f"boxes.{key}")
         extra = record.get("extra", {})
         if not isinstance(extra, dict):
@@ -141,10 +156,14 @@ class Sample:
             )
         t0, t1 = self.tube
         if not (s0 <= t0 < t1 <= s1):
-            raise fail(f"tube [{t0}, {t1}) must be non-empty and inside the segment [{s0}, {s1})", "tube")
+            raise fail(
+                f"tube [{t0}, {t1}) must be non-empty and inside the segment [{s0}, {s1})", "tube"
+            )
         for frame, box in self.boxes.items():
             if not (t0 <= frame < t1):
-                raise fail(f"box on frame {frame} lies outside the tube [{t0}, {t1})", f"boxes.{frame}")
+                raise fail(
+                    f"box on frame {frame} lies outside the tube [{t0}, {t1})", f"boxes.{frame}"
+                )
             check_box(box, file=file, sample=sid, field=f"boxes.{frame}")
         if not self.caption.strip():
             raise fail("the caption is empty", "caption")
@@ -155,9 +174,16 @@ class Sample:
 def parse_box(value: Any, *, file: Any = None, sample: Any = None, field: str | None = None) -> Box:
     """``[x1, y1, x2, y2]`` from JSON, checked finite and ordered; raises :class:`InputError`."""
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise InputError(f"expected [x1, y1, x2, y2], got {value!r:.60}", file=file, sample=sample, field=field)
+        raise InputError(
+            f"expected [x1, y1, x2, y2], got {value!r:.60}", file=file, sample=sample, field=field
+        )
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise InputError(f"box coordinates must be numbers, got {value!r:.60}", file=file, sample=sample, field=field)
+        raise InputError(
+            f"box coordinates must be numbers, got {value!r:.60}",
+            file=file,
+            sample=sample,
+            field=field,
+        )
     box = (float(value[0]), float(value[1]), float(value[2]), float(value[3]))
     check_box(box, file=file, sample=sample, field=field)
     return box
@@ -166,7 +192,9 @@ def parse_box(value: Any, *, file: Any = None, sample: Any = None, field: str | 
 def check_box(box: Box, *, file: Any = None, sample: Any = None, field: str | None = None) -> None:
     """Refuse non-finite boxes and boxes with ``x2 < x1`` or ``y2 < y1`` (zero area is allowed)."""
     if not all(math.isfinite(v) for v in box):
-        raise InputError(f"box {list(box)} has a non-finite coordinate", file=file, sample=sample, field=field)
+        raise InputError(
+            f"box {list(box)} has a non-finite coordinate", file=file, sample=sample, field=field
+        )
     if box[2] < box[0] or box[3] < box[1]:
         raise InputError(
             f"box {list(box)} has x2 < x1 or y2 < y1 (boxes are [x1, y1, x2, y2] in pixels)",
@@ -209,7 +237,12 @@ def check_unique_ids(samples: Iterable[Sample], *, file: str | Path | None = Non
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:
-            raise InputError("this sample_id occurs more than once", file=file, sample=sample.sample_id, field="sample_id")
+            raise InputError(
+                "this sample_id occurs more than once",
+                file=file,
+                sample=sample.sample_id,
+                field="sample_id",
+            )
         seen.add(sample.sample_id)
 
 

@@ -34,7 +34,7 @@ BACKENDS = ("auto", "decord", "pyav")
 
 REASONS = {
     "missing": "the file does not exist",
-    "unreadable": "the file cannot be read (permissions, or it is a directory)",
+    "unreadable": "the file cannot be read (permissions, a directory, a pipe or a device)",
     "empty": "the file is empty (zero bytes) or its video stream has no frames",
     "not-a-video": "FFmpeg does not recognise the file as a media container",
     "truncated": "the file ends before the data its header announces (an interrupted copy)",
@@ -81,6 +81,11 @@ def _check_file(path: Path) -> None:
         raise VideoError(path, "missing", "no such file")
     if path.is_dir():
         raise VideoError(path, "unreadable", "this is a directory, not a video file")
+    if not path.is_file():
+        # A FIFO (or a socket or device) would block the open below, or the decoder, forever.
+        raise VideoError(
+            path, "unreadable", "this is not a regular file (a named pipe, socket or device)"
+        )
     try:
         with open(path, "rb") as f:
             f.read(1)
@@ -162,6 +167,13 @@ class _PyAVReader:
             self._container.close()
             raise VideoError(
                 path, "no-video-stream", "the container holds no video stream (audio only?)"
+            )
+        demuxer = self._container.format.name
+        if demuxer == "image2" or demuxer.endswith("_pipe"):
+            # FFmpeg reads a still image (PNG, JPEG, ...) as a one-frame "video".
+            self._container.close()
+            raise VideoError(
+                path, "not-a-video", f"this is a still image ({demuxer}), not a video container"
             )
         stream = self._container.streams.video[0]
         stream.codec_context.thread_count = threads

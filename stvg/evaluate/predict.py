@@ -54,6 +54,7 @@ def load_run(
         "config": state["config"],
         "model_config": state["model_config"],
         "step": state.get("step"),
+        "features": state.get("features"),
     }
 
 
@@ -178,14 +179,25 @@ def predict_split(
 
     Returns ``(predictions, annotations)``: the ``stvg-predictions/1`` entries and the split's
     own annotations (the Sample records stored with the features), ready for ``score``.
+    Raises :class:`~stvg.errors.InputError` when the store's backbones or sampling differ from
+    those the run was trained on.
     """
     from stvg.data.sample import Annotations
     from stvg.errors import InputError
     from stvg.features.dataset import FeatureDataset
+    from stvg.features.manifest import check_same_features
     from stvg.features.store import open_store
 
     model, info = load_run(run, device)
     store = open_store(features)
+    check_same_features(
+        info["features"],
+        store.manifest,
+        run=run,
+        store=features,
+        hint="Predict on a store extracted with the run's settings (RUN/config.json, "
+        "'features'), or train a run on this store",
+    )
     if split not in store.splits():
         raise InputError(
             f"the store has no split '{split}' (it has: {', '.join(store.splits()) or 'none'})",

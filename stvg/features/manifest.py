@@ -198,3 +198,53 @@ def check_compatible(existing: Manifest, new: Manifest, *, root: str | Path | No
             new.stvg_version,
             existing.layout,
         )
+
+
+# The manifest fields that decide what the stored features mean: a model trained on features
+# made one way must not be fed features made another way (dtype only changes the rounding).
+FEATURE_FIELDS = ("backbones", "sampling")
+
+
+def features_record(manifest: Manifest) -> dict[str, Any]:
+    """What a training run records about its features: backbones and sampling (plus, for
+    the reader's information only, the dataset and layout)."""
+    data = manifest.to_json()
+    return {key: data[key] for key in ("layout", "dataset", *FEATURE_FIELDS)}
+
+
+def check_same_features(
+    recorded: dict[str, Any] | None,
+    manifest: Manifest,
+    *,
+    run: str | Path,
+    store: str | Path,
+    hint: str,
+) -> None:
+    """Refuse a store whose backbones or sampling differ from those a run was trained on.
+
+    ``recorded`` is the run's :func:`features_record` (``None`` for a run made before runs
+    recorded it: only a warning). Raises :class:`InputError` listing every difference, e.g.
+    ``backbones.image.weights: the run was trained on 'random', the store has 'pretrained'``.
+    """
+    if recorded is None:
+        log.warning(
+            "the run %s does not record which features it was trained on; cannot check %s",
+            run,
+            store,
+        )
+        return
+    current = features_record(manifest)
+    diffs: list[tuple[str, Any, Any]] = []
+    for key in FEATURE_FIELDS:
+        diffs += _differences(recorded.get(key, ...), current[key], key)
+    if diffs:
+        listed = "; ".join(
+            f"{k}: the run was trained on {_show(a)}, the store has {_show(b)}" for k, a, b in diffs
+        )
+        raise InputError(
+            f"the feature store {store} holds other features than the run {run} was trained on "
+            f"({listed})",
+            file=manifest_path(store),
+            field=diffs[0][0],
+            hint=hint,
+        )

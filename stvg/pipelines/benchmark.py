@@ -108,8 +108,14 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     if cfg.dataset == "synthetic":
 
         def synth(resume: bool) -> dict[str, Any]:
+            import shutil
+
             from stvg.data.synth import synthesize
 
+            if resume and data.is_dir():
+                # An interrupted generation left videos but no synth.json, which synthesize
+                # refuses to overwrite; the folder is the pipeline's own: start it over.
+                shutil.rmtree(data)
             result = synthesize(data, progress=cfg.progress, **cfg.synth)
             return {split: len(a.samples) for split, a in result.items()}
 

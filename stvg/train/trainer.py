@@ -1,9 +1,11 @@
 """Stage two: train CSDVL from a feature store. Reads top to bottom: setup, loop, save.
 
-Run folder ``RUN/``: ``config.json`` (the resolved config), ``metrics.jsonl`` (one JSON object per
+Run folder ``RUN/``: ``config.json`` (the resolved config, plus ``features``: the store manifest's
+backbones and sampling, which ``stvg predict`` / ``score --run`` / ``train --resume`` compare
+with the store they are given), ``metrics.jsonl`` (one JSON object per
 optimizer step: ``step``, ``epoch``, ``loss``, each loss term, ``lr``; plus one ``{"step", "epoch",
 "val": {...}}`` line per validation), ``checkpoint.pt`` (the latest: ``model``, ``ema``,
-``optimizer``, ``scheduler``, ``step``, ``rng``, ``config``) and ``best.pt`` (the EMA weights with
+``optimizer``, ``scheduler``, ``step``, ``rng``, ``config``, ``features``) and ``best.pt`` (the EMA weights with
 the best validation m_vIoU).
 
 Data order is a function of ``(seed, epoch)`` only: epoch ``e`` visits the training queries in
@@ -243,12 +245,25 @@ def run(
 ) -> dict[str, Any]:
     """Train CSDVL on the store at ``features`` into the run folder ``out``; returns a summary."""
     from stvg.features.dataset import FeatureDataset, collate
+    from stvg.features.manifest import check_same_features, features_record
+    from stvg.features.store import open_store
     from stvg.models import CSDVLConfig, build_model
     from stvg.train.losses import compute_losses
 
     out = Path(out)
     dist = Distributed(device)
     checkpoint = check_run_folder(out, config, resume, force) if dist.main else None
+    manifest = open_store(features).manifest
+    feature_info = features_record(manifest)
+    if checkpoint is not None and not force:
+        check_same_features(
+            checkpoint.get("features"),
+            manifest,
+            run=out,
+            store=features,
+            hint="Resume with the store the run was trained on, pass --force to continue on "
+            "this one anyway, or start a new --out",
+        )
     dist.barrier()
     if not dist.main and resume and (out / CHECKPOINT).exists():
         checkpoint = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
@@ -289,7 +304,11 @@ def run(
         log.info("resumed from step %d", step)
     if dist.main:
         (out / CONFIG).write_text(
-            json.dumps({**config.to_json(), "model_resolved": model_cfg}, indent=1) + "\n"
+            json.dumps(
+                {**config.to_json(), "model_resolved": model_cfg, "features": feature_info},
+                indent=1,
+            )
+            + "\n"
         )
         _truncate_metrics(out / METRICS, step)
     net: torch.nn.Module = model
@@ -315,6 +334,7 @@ def run(
             "rng": rng_state(),
             "config": config.to_json(),
             "model_config": model_cfg,
+            "features": feature_info,
         }
         save_atomic(state, path)
 
@@ -385,6 +405,7 @@ def run(
                             "val": val,
                             "config": config.to_json(),
                             "model_config": model_cfg,
+                            "features": feature_info,
                         },
                         out / BEST,
                     )
@@ -402,6 +423,7 @@ def run(
                     "step": step,
                     "config": config.to_json(),
                     "model_config": model_cfg,
+                    "features": feature_info,
                 },
                 out / BEST,
             )

@@ -63,7 +63,8 @@ def read_json_file(path: str | Path) -> Any:
     """Parse a UTF-8 JSON file (a leading BOM is accepted); raises :class:`InputError`.
 
     The error names the file and says what is wrong: missing, a directory, unreadable, not
-    UTF-8 (with the byte offset) or not JSON (with line and column).
+    UTF-8 (with the byte offset), not JSON (with line and column) or an object with a key
+    written twice (``json.loads`` would keep the last one only: a silent drop).
     """
     path = Path(path)
     if not path.exists():
@@ -82,12 +83,37 @@ def read_json_file(path: str | Path) -> Any:
             file=path,
         ) from None
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:
         raise InputError(
             f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
             file=path,
         ) from None
+    except _DuplicateKey as error:
+        raise InputError(
+            f"the key {error.key!r} occurs more than once in one JSON object (a JSON reader keeps "
+            "only the last, so the others would be dropped silently)",
+            file=path,
+            field=error.key,
+        ) from None
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: an object as a dict, refusing a key written twice."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
 
 
 def _module(name: str) -> Any | None:

@@ -41,11 +41,14 @@ SECONDS = 20  # every HC-STVG video lasts 20 s
 
 
 def looks_like_hcstvg_raw(data: Any) -> bool:
-    """True for a non-empty object whose first value has ``bbox`` and ``st_frame``."""
+    """True for a non-empty object of which some value has ``bbox`` and ``st_frame``.
+
+    Any value, not only the first: a first record that lacks a key is then reported by the
+    loader with its sample and field instead of "cannot tell the format".
+    """
     if not isinstance(data, dict) or not data or "format" in data:
         return False
-    first = next(iter(data.values()))
-    return isinstance(first, dict) and "bbox" in first and "st_frame" in first
+    return any(isinstance(v, dict) and "bbox" in v and "st_frame" in v for v in data.values())
 
 
 def _split_from_name(file: str | Path | None) -> str:

@@ -82,13 +82,10 @@ def looks_like_tubedetr_vidstg(data: Any) -> bool:
 
 
 def looks_like_tubedetr_hcstvg(data: Any) -> bool:
-    """True for a non-empty list whose first item has ``trajectory`` and ``tube_start_frame``."""
-    return (
-        isinstance(data, list)
-        and bool(data)
-        and isinstance(data[0], dict)
-        and "trajectory" in data[0]
-        and "tube_start_frame" in data[0]
+    """True for a list of which some item has ``trajectory`` and ``tube_start_frame`` (any item:
+    a broken first record is then reported by the loader with its sample and field)."""
+    return isinstance(data, list) and any(
+        isinstance(x, dict) and "trajectory" in x and "tube_start_frame" in x for x in data
     )
 
 

@@ -73,12 +73,10 @@ _KEYS = ("vid", "used_segment", "temporal_gt")
 
 
 def looks_like_vidstg_raw(data: Any) -> bool:
-    """True for a non-empty list whose first item has VidSTG's ``vid``/``used_segment``/``temporal_gt``."""
-    return (
-        isinstance(data, list)
-        and bool(data)
-        and isinstance(data[0], dict)
-        and all(k in data[0] for k in _KEYS)
+    """True for a list of which some item has VidSTG's ``vid``/``used_segment``/``temporal_gt``
+    (any item: a broken first record is then reported by the loader with its sample and field)."""
+    return isinstance(data, list) and any(
+        isinstance(x, dict) and all(k in x for k in _KEYS) for x in data
     )
 
 

@@ -1,0 +1,131 @@
+"""Resume after ``kill -9``: ``stvg extract`` runs as a subprocess, is SIGKILLed once entries are
+complete (the store is polled), then a rerun finishes the store, which must equal an
+uninterrupted run's array for array (exactly).
+
+Tiny sizes: 6 synthetic 64x48 videos of 3 s at 10 fps, small preset overrides. The slow test
+kills the same store three times at different points, one of them in the middle of an entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stvg.data.synth import synthesize
+from stvg.extract import run
+from stvg.extract.config import preset
+from stvg.features.store import open_store
+
+SPLITS = ["train", "val", "test"]
+SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1, "batch_size": 4}
+VIDEOS = 6
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    synthesize(root, videos=VIDEOS, seconds=3.0, fps=10.0, size=(64, 48), progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> dict[str, np.ndarray]:
+    out = tmp_path_factory.mktemp("uninterrupted") / "features"
+    run(preset("synthetic", **SMALL), data, out, SPLITS, progress=False)
+    return all_arrays(out)
+
+
+def all_arrays(root: Path) -> dict[str, np.ndarray]:
+    """Every stored array, keyed ``split/id/name``."""
+    store = open_store(root)
+    out = {}
+    for split in store.splits():
+        for entry_id in store.entry_ids(split):
+            for name, value in store.video(entry_id, split).items():
+                out[f"{split}/{entry_id}/{name}"] = value
+        for sample in store.samples(split):
+            query = store.query(sample.sample_id, split)
+            out[f"{split}/{sample.sample_id}/text"] = query["text"]
+            out[f"{split}/{sample.sample_id}/text_mask"] = query["text_mask"]
+    store.close()
+    return out
+
+
+def complete_videos(out: Path) -> int:
+    """Video entries whose completion marker is on disk (zarr: ``complete`` in the group's
+    ``zarr.json``, written last by an atomic rename)."""
+    n = 0
+    for meta in out.glob("*/part-*.zarr/videos/*/zarr.json"):
+        try:
+            attrs = json.loads(meta.read_text()).get("attributes", {})
+        except (OSError, ValueError):
+            continue
+        n += attrs.get("complete") is True
+    return n
+
+
+def start_extract(data: Path, out: Path) -> subprocess.Popen:
+    args = ["extract", "--dataset", "synthetic", "--data-root", str(data), "--out", str(out)]
+    args += [x for k, v in SMALL.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    code = "from stvg.cli import main; main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "-q", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill_when(process: subprocess.Popen, out: Path, videos: int, delay: float = 0.0) -> int:
+    """SIGKILL ``process`` ``delay`` seconds after ``videos`` entries are complete; return how
+    many were complete at the kill (the test needs the kill to land before the end)."""
+    deadline = time.monotonic() + 120
+    while complete_videos(out) < videos:
+        if process.poll() is not None:
+            pytest.fail(f"extract ended (code {process.returncode}) before {videos} entries")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("extract made no progress in 120 s")
+        time.sleep(0.002)
+    time.sleep(delay)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    done = complete_videos(out)
+    assert done < VIDEOS, "the kill came after the last entry: nothing was left to resume"
+    return done
+
+
+def test_kill_9_then_rerun_equals_uninterrupted(data, reference, tmp_path):
+    out = tmp_path / "features"
+    done = kill_when(start_extract(data, out), out, videos=2)  # entry 1 complete, queries too
+    summary = run(preset("synthetic", **SMALL), data, out, SPLITS, progress=False)
+    assert summary.skipped >= 1 and summary.new_videos + summary.skipped == VIDEOS
+    assert summary.new_videos == VIDEOS - done or summary.new_videos == VIDEOS - done + 1
+    info = open_store(out).info()
+    assert (info["videos"], info["incomplete"]) == (VIDEOS, 0)
+    result = all_arrays(out)
+    assert sorted(result) == sorted(reference)
+    for key in reference:
+        assert np.array_equal(result[key], reference[key]), key
+
+
+@pytest.mark.slow
+def test_kill_9_at_several_points(data, reference, tmp_path):
+    out = tmp_path / "features"
+    # 1: right after the first video entry; 2: 40 ms after the third (inside the fourth
+    # entry's work or write); 3: right after the fifth. Each rerun resumes the same store.
+    for videos, delay in ((1, 0.0), (3, 0.04), (5, 0.0)):
+        kill_when(start_extract(data, out), out, videos=videos, delay=delay)
+    process = start_extract(data, out)
+    assert process.wait(timeout=120) == 0
+    result = all_arrays(out)
+    assert sorted(result) == sorted(reference)
+    for key in reference:
+        assert np.array_equal(result[key], reference[key]), key

@@ -1,0 +1,230 @@
+"""Interrupted work (DESIGN section 11, issue 6 item 3): ``kill -9`` at seeded random moments
+during ``stvg extract``, ``stvg train --deterministic`` and the pipeline, each in a subprocess;
+after the kills a rerun finishes and the result equals an uninterrupted run's (store arrays
+exactly, final weights within 1e-6, pipeline metrics.json equal). Two ``stvg extract`` processes
+started at once on the same output either split the work (``--shard``) or the second refuses
+with a lock error naming the first's pid (exit 2); the store is intact either way.
+
+Kill moments are drawn uniformly over the uninterrupted run's duration (measured here), so some
+land in process start-up, some mid-entry or mid-step. (tests/extract/test_extract_resume.py
+kills extraction at chosen entry counts; tests/train/test_trainer.py resumes after one kill.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from reliability_helpers import (
+    EXTRACT,
+    EXTRACT_ARGS,
+    SYNTH,
+    TRAIN_ARGS,
+    TRAIN_SETS,
+    assert_same_arrays,
+    run_stvg,
+    store_arrays,
+    stvg_command,
+)
+
+from stvg.data.synth import synthesize
+
+pytestmark = pytest.mark.slow
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def start(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **ONE_THREAD},
+    )
+
+
+def kill_after(process: subprocess.Popen, seconds: float) -> bool:
+    """SIGKILL ``process`` after ``seconds`` unless it ended first; True if it was killed."""
+    try:
+        process.wait(timeout=seconds)
+        return False
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+        return True
+
+
+def timed(argv: list[str]) -> float:
+    t0 = time.monotonic()
+    process = start(argv)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("interrupted")
+    synthesize(root / "data", videos=6, progress=False, **SYNTH)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def reference(data) -> dict[str, np.ndarray]:
+    """An uninterrupted ``stvg extract`` (a subprocess with the same thread count as the
+    others: text states in float16 can differ in the last bit between thread counts)."""
+    global EXTRACT_SECONDS
+    EXTRACT_SECONDS = timed(extract_argv(data, data.parent / "reference"))
+    return store_arrays(data.parent / "reference")
+
+
+EXTRACT_SECONDS = 0.0
+
+
+def extract_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    return stvg_command(
+        "extract", "--dataset", "synthetic", "--data-root", str(data), "--out", str(out),
+        *EXTRACT_ARGS, *extra,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- extract
+def test_extract_killed_at_random_moments(data, reference, tmp_path):
+    rng = np.random.default_rng(6)
+    full = EXTRACT_SECONDS
+    out = tmp_path / "features"
+    kills = 0
+    for _ in range(3):
+        kills += kill_after(start(extract_argv(data, out)), rng.uniform(0.3, 1.0) * full)
+    assert kills >= 2, "the kills came too late to interrupt anything"
+    final = run_stvg(*extract_argv(data, out)[3:], env=ONE_THREAD)
+    assert final.returncode == 0, final.stderr
+    assert_same_arrays(store_arrays(out), reference)
+    info = run_stvg("features", "info", str(out), "--json")
+    assert json.loads(info.stdout)["incomplete"] == 0
+
+
+# ----------------------------------------------------------------------------- train
+def train_argv(features: Path, out: Path) -> list[str]:
+    return stvg_command(
+        "train", "--features", str(features), "--out", str(out), "--resume", "--preset",
+        "synthetic", "--deterministic", "--max-steps", "8", "--set", "checkpoint_every=2",
+        *TRAIN_ARGS,
+    )  # fmt: skip
+
+
+def test_train_killed_at_random_moments(data, reference, tmp_path):
+    features = data.parent / "reference"
+    ref_run = tmp_path / "uninterrupted"
+    full = timed(train_argv(features, ref_run))
+    rng = np.random.default_rng(7)
+    out = tmp_path / "run"
+    kills = 0
+    for _ in range(3):
+        kills += kill_after(start(train_argv(features, out)), rng.uniform(0.3, 1.0) * full)
+    assert kills >= 2, "the kills came too late to interrupt anything"
+    final = run_stvg(*train_argv(features, out)[3:], env=ONE_THREAD)
+    assert final.returncode == 0, final.stderr
+
+    want = torch.load(ref_run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    got = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+    assert got["step"] == want["step"] == 8
+    for part in ("model", "ema"):
+        for key, value in want[part].items():
+            if value.is_floating_point():
+                diff = (got[part][key] - value).abs().max().item()
+                assert diff <= 1e-6, f"{part}.{key} differs by {diff}"
+
+    def losses(run: Path) -> list[tuple[int, float]]:
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(x["step"], x["loss"]) for x in lines if "loss" in x]
+
+    assert [s for s, _ in losses(out)] == list(range(1, 9))  # each step logged once
+    np.testing.assert_allclose([v for _, v in losses(out)], [v for _, v in losses(ref_run)], 1e-6)
+
+
+# ----------------------------------------------------------------------------- pipeline
+PIPELINE = """
+import sys
+from pathlib import Path
+from stvg.pipelines.benchmark import PipelineConfig, run_pipeline
+cfg = PipelineConfig(out=Path(sys.argv[1]), synth={synth}, extract={extract}, train={train},
+                     progress=False)
+run_pipeline(cfg)
+"""
+
+
+def pipeline_argv(out: Path) -> list[str]:
+    import sys
+
+    synth = {"videos": 4, **SYNTH}
+    code = PIPELINE.format(synth=synth, extract=EXTRACT, train=[*TRAIN_SETS, "max_steps=3"])
+    return [sys.executable, "-c", code, str(out)]
+
+
+def test_pipeline_killed_during_synth_and_at_random_moments(tmp_path):
+    ref = tmp_path / "uninterrupted"
+    full = timed(pipeline_argv(ref))
+    out = tmp_path / "pipeline"
+
+    # First kill: inside the synth step, once some videos exist but not synth.json.
+    process = start(pipeline_argv(out))
+    deadline = time.monotonic() + 120
+    while not list((out / "data" / "videos").glob("v*.mp4")):
+        assert process.poll() is None and time.monotonic() < deadline, "synth did not start"
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (out / "data" / "synth.json").exists()
+
+    rng = np.random.default_rng(8)
+    for _ in range(2):
+        kill_after(start(pipeline_argv(out)), rng.uniform(0.2, 1.0) * full)
+    final = start(pipeline_argv(out))
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    state = json.loads((out / "pipeline.json").read_text())
+    assert {s["status"] for s in state["steps"].values()} == {"complete"}
+    assert json.loads((out / "metrics.json").read_text()) == json.loads(
+        (ref / "metrics.json").read_text()
+    )
+
+
+# ----------------------------------------------------------------------------- two writers
+def test_two_extracts_on_the_same_part_one_refuses(data, reference, tmp_path):
+    out = tmp_path / "features"
+    first, second = start(extract_argv(data, out)), start(extract_argv(data, out))
+    results = {}
+    for process in (first, second):
+        _, err = process.communicate(timeout=300)
+        results[process.pid] = (process.returncode, err)
+    codes = sorted(code for code, _ in results.values())
+    assert codes == [0, 2], results
+    winner = next(pid for pid, (code, _) in results.items() if code == 0)
+    loser_err = next(err for code, err in results.values() if code == 2)
+    message = next(x for x in loser_err.splitlines() if x.startswith("Bad input:"))
+    assert "another writer is writing this part" in message
+    assert f"pid/host {winner} " in message and "part-0-of-1.zarr" in message
+    assert "--shard" in message  # how to proceed
+    assert_same_arrays(store_arrays(out), reference)
+
+
+def test_two_extracts_on_disjoint_shards_cooperate(data, reference, tmp_path):
+    out = tmp_path / "features"
+    processes = [start(extract_argv(data, out, "--shard", f"{k}/2")) for k in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    assert sorted(p.name for p in (out / "train").iterdir() if p.suffix == ".zarr") == [
+        "part-0-of-2.zarr",
+        "part-1-of-2.zarr",
+    ]
+    assert_same_arrays(store_arrays(out), reference)
