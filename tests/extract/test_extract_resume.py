@@ -23,6 +23,7 @@ from stvg.data.synth import synthesize
 from stvg.extract import run
 from stvg.extract.config import preset
 from stvg.features.store import open_store
+from stvg.features.store import store_arrays as all_arrays
 
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1, "batch_size": 4}
@@ -41,22 +42,6 @@ def reference(data, tmp_path_factory) -> dict[str, np.ndarray]:
     out = tmp_path_factory.mktemp("uninterrupted") / "features"
     run(preset("synthetic", **SMALL), data, out, SPLITS, progress=False)
     return all_arrays(out)
-
-
-def all_arrays(root: Path) -> dict[str, np.ndarray]:
-    """Every stored array, keyed ``split/id/name``."""
-    store = open_store(root)
-    out = {}
-    for split in store.splits():
-        for entry_id in store.entry_ids(split):
-            for name, value in store.video(entry_id, split).items():
-                out[f"{split}/{entry_id}/{name}"] = value
-        for sample in store.samples(split):
-            query = store.query(sample.sample_id, split)
-            out[f"{split}/{sample.sample_id}/text"] = query["text"]
-            out[f"{split}/{sample.sample_id}/text_mask"] = query["text_mask"]
-    store.close()
-    return out
 
 
 def complete_videos(out: Path) -> int:

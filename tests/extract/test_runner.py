@@ -19,6 +19,7 @@ from stvg.extract import run
 from stvg.extract.backbones import build_text_encoder
 from stvg.extract.config import preset
 from stvg.features.store import open_store
+from stvg.features.store import store_arrays as all_arrays
 
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
@@ -41,22 +42,6 @@ def zarr_store(data, tmp_path_factory) -> tuple[Path, object]:
 @pytest.fixture(scope="module")
 def tokenizer():
     return build_text_encoder(layers=1, weights="random").tokenizer
-
-
-def all_arrays(root: Path) -> dict[str, np.ndarray]:
-    """Every stored array of a store, keyed ``split/id/name`` (float32 as the reader gives)."""
-    store = open_store(root)
-    out = {}
-    for split in store.splits():
-        for entry_id in store.entry_ids(split):
-            for name, value in store.video(entry_id, split).items():
-                out[f"{split}/{entry_id}/{name}"] = value
-        for sample in store.samples(split):
-            query = store.query(sample.sample_id, split)
-            out[f"{split}/{sample.sample_id}/text"] = query["text"]
-            out[f"{split}/{sample.sample_id}/text_mask"] = query["text_mask"]
-    store.close()
-    return out
 
 
 def file_digests(root: Path) -> dict[str, str]:

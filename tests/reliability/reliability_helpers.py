@@ -46,20 +46,9 @@ def run_stvg(*args: str, timeout: float = 300, env: dict[str, str] | None = None
 
 def store_arrays(root: Path) -> dict[str, np.ndarray]:
     """Every array of a feature store (complete entries), keyed ``split/id/name``."""
-    from stvg.features.store import open_store
+    from stvg.features.store import store_arrays as arrays
 
-    store = open_store(root)
-    out: dict[str, np.ndarray] = {}
-    for split in store.splits():
-        for entry_id in store.entry_ids(split):
-            for name, value in store.video(entry_id, split).items():
-                out[f"{split}/{entry_id}/{name}"] = value
-        for sample in store.samples(split):
-            query = store.query(sample.sample_id, split)
-            out[f"{split}/{sample.sample_id}/text"] = query["text"]
-            out[f"{split}/{sample.sample_id}/text_mask"] = query["text_mask"]
-    store.close()
-    return out
+    return arrays(root)
 
 
 def assert_same_arrays(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
