@@ -232,6 +232,16 @@ class Annotations:
         }
 
 
+def split_from_name(file: str | Path | None) -> str:
+    """``train``, ``val`` or ``test`` when the file name starts with it (``valv2_proc.json``),
+    else ``test``: the split of a raw annotation file that does not say."""
+    name = Path(file).name.lower() if file is not None else ""
+    for split in ("train", "val", "test"):
+        if name.startswith(split):
+            return split
+    return "test"
+
+
 def check_unique_ids(samples: Iterable[Sample], *, file: str | Path | None = None) -> None:
     """Refuse two samples with the same ``sample_id`` (the second would silently shadow the first)."""
     seen: set[str] = set()

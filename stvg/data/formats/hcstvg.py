@@ -32,7 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids
+from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids, split_from_name
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -49,15 +49,6 @@ def looks_like_hcstvg_raw(data: Any) -> bool:
     if not isinstance(data, dict) or not data or "format" in data:
         return False
     return any(isinstance(v, dict) and "bbox" in v and "st_frame" in v for v in data.values())
-
-
-def _split_from_name(file: str | Path | None) -> str:
-    """``train``, ``val`` or ``test`` when the file name starts with it (``valv2.json``)."""
-    name = Path(file).name.lower() if file is not None else ""
-    for split in ("train", "val", "test"):
-        if name.startswith(split):
-            return split
-    return "test"
 
 
 def _index_videos(video_root: Path) -> dict[str, str]:
@@ -183,7 +174,7 @@ def load_hcstvg_raw(
     return Annotations(
         samples=samples,
         dataset=f"hcstvg-{versions.pop()}" if len(versions) == 1 else "hcstvg",
-        split=_split_from_name(file),
+        split=split_from_name(file),
         source_format="hcstvg",
         has_boxes=True,
         path=None if file is None else str(file),

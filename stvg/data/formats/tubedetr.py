@@ -39,7 +39,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids
+from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids, split_from_name
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -87,15 +87,6 @@ def looks_like_tubedetr_hcstvg(data: Any) -> bool:
     return isinstance(data, list) and any(
         isinstance(x, dict) and "trajectory" in x and "tube_start_frame" in x for x in data
     )
-
-
-def _split_from_name(file: str | Path | None) -> str:
-    """``train``, ``val`` or ``test`` when the file name starts with it (``valv2_proc.json``)."""
-    name = Path(file).name.lower() if file is not None else ""
-    for split in ("train", "val", "test"):
-        if name.startswith(split):
-            return split
-    return "test"
 
 
 class _Record:
@@ -237,7 +228,7 @@ def load_tubedetr_vidstg(data: Any, *, file: str | Path | None = None) -> Annota
     return Annotations(
         samples=samples,
         dataset="vidstg",
-        split=_split_from_name(file),
+        split=split_from_name(file),
         source_format="tubedetr-vidstg",
         has_boxes=True,
         path=None if file is None else str(file),
@@ -302,7 +293,7 @@ def load_tubedetr_hcstvg(data: Any, *, file: str | Path | None = None) -> Annota
     return Annotations(
         samples=samples,
         dataset="hcstvg",
-        split=_split_from_name(file),
+        split=split_from_name(file),
         source_format="tubedetr-hcstvg",
         has_boxes=True,
         path=None if file is None else str(file),

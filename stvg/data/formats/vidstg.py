@@ -64,7 +64,7 @@ from typing import Any
 from tqdm import tqdm
 
 from stvg.data.formats import read_json_file
-from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids
+from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids, split_from_name
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,6 @@ def looks_like_vidstg_raw(data: Any) -> bool:
     return isinstance(data, list) and any(
         isinstance(x, dict) and all(k in x for k in _KEYS) for x in data
     )
-
-
-def split_from_name(file: str | Path | None) -> str:
-    """``train``, ``val`` or ``test`` when the file name starts with it, else ``test``."""
-    stem = Path(file).name.lower() if file is not None else ""
-    for split in ("train", "val", "test"):
-        if stem.startswith(split):
-            return split
-    return "test"
 
 
 class _Entry:
