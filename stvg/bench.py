@@ -11,8 +11,8 @@ little, ratios do).
   and zarr vs HDF5 random-read speed.
 - :func:`bench_train`: a training step with features in RAM over the same step reading the
   store lazily through DataLoader workers, as the trainer does.
-- :func:`bench_e2e`: cost per training sample decoding the video and running the frozen
-  backbones plus the heads, over the heads fed from the store.
+- :func:`bench_e2e` (in :mod:`stvg.bench_e2e`): cost per training sample decoding the video and
+  running the backbones plus the heads, over the heads fed from the store.
 """
 
 from __future__ import annotations
@@ -391,8 +391,7 @@ def bench_train(quick: bool) -> dict[str, Any]:
     total = warmup + blocks * block_steps
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - config.num_workers))
-    weights = {"l1": config.loss_l1, "giou": config.loss_giou, "tg": config.loss_tg}
-    weights["ta"] = config.loss_ta
+    weights = config.loss_weights()
     with tempfile.TemporaryDirectory(prefix="stvg-bench-train-") as tmp:
         root = Path(tmp) / "features"
         _write_random_store(root, videos=videos, frames=15)
@@ -465,127 +464,3 @@ def _read_ms(dataset: Any, count: int = 16) -> float:
     for i in range(count):
         dataset[i % len(dataset)]
     return 1000 * (time.perf_counter() - start) / count
-
-
-# ----------------------------------------------------------------------------- bench e2e
-def _e2e_settings(quick: bool) -> dict[str, Any]:
-    """Sizes of ``bench e2e``. Full: HC-STVG's (Ts 48 frames at Nshort 320 from 568x320 video,
-    Td 16 SlowFast clips at 256, RoBERTa-base 12 layers) with the paper's heads (d 256, N 6).
-    Quick, a scaled setting: Ts 8 at Nshort 120 (160x120 video), Td 4 clips at 128, same
-    backbones and heads. The video lasts exactly Ts frames of the 5 fps grid, so the end-to-end
-    side decodes no frame it does not use."""
-    if quick:
-        return {"ts": 8, "size": (160, 120), "n_short": 120, "td": 4, "clip_size": 128}
-    return {"ts": 48, "size": (568, 320), "n_short": 320, "td": 16, "clip_size": 256}
-
-
-def bench_e2e(quick: bool) -> dict[str, Any]:
-    """Cost per training sample end to end (decode + frozen backbones + heads) / from the cache.
-
-    End to end, per sample: decode its video's Ts static frames and Td clips and preprocess them
-    (:func:`stvg.extract.runner.decode_entry`), run ResNet101 C5, SlowFast R50 (AVA architecture)
-    and RoBERTa-base (12 layers), all with random weights and no gradient
-    (:func:`~stvg.extract.runner.encode_entry`), then one training step of CSDVL (forward, the
-    losses, backward, AdamW) on those features. From cache: read the same sample's features from
-    a zarr store (:class:`~stvg.features.dataset.FeatureDataset`, lazily) plus the same training
-    step. Batch 1 on both sides, the same samples (one query per video), after one warm-up
-    sample; float32 backbones (no autocast). Returns ``ratio_end_to_end_vs_cached`` (goal >= 20)
-    and the per-sample breakdown in seconds.
-    """
-    from stvg.data.synth import synthesize
-    from stvg.extract import load_splits
-    from stvg.extract.config import preset
-    from stvg.extract.plan import plan_entries
-    from stvg.extract.runner import build_encoders, decode_entry, encode_entry
-    from stvg.features.dataset import FeatureDataset, collate
-    from stvg.features.manifest import Manifest
-    from stvg.features.store import create_store
-    from stvg.models import CSDVLConfig, build_model
-    from stvg.train.losses import compute_losses
-
-    s = _e2e_settings(quick)
-    videos = 3 if quick else 4
-    config = preset(
-        "synthetic",
-        image_backbone="resnet101",
-        image_layer="layer4",
-        video_backbone="slowfast_r50_detection",
-        text_layers=12,
-        n_short=s["n_short"],
-        td=s["td"],
-        clip_size=s["clip_size"],
-        max_text_len=32,
-        batch_size=8,
-    )
-    torch.manual_seed(0)
-    encoders = build_encoders(config)
-    model = build_model(CSDVLConfig(image_channels=2048, motion_channels=2304))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
-    weights = {"l1": 5.0, "giou": 2.0, "tg": 5.0, "ta": 1.0}
-
-    def heads_step(item: dict[str, Any]) -> None:
-        batch = collate([item])
-        terms = compute_losses(model(batch), batch)
-        loss = sum(weights[k] * terms[k] for k in weights if k in terms)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    with tempfile.TemporaryDirectory(prefix="stvg-bench-e2e-") as tmp:
-        data = Path(tmp) / "data"
-        seconds = 2 * s["ts"] / 10  # 10 fps video: the 5 fps grid has exactly Ts frames
-        synthesize(
-            data, videos=videos, seconds=seconds, fps=10.0, size=s["size"],
-            queries_per_video=1, progress=False,
-        )  # fmt: skip
-        entries = plan_entries(load_splits("synthetic", data, ["train", "val", "test"]), data)
-        store = create_store(Path(tmp) / "features", Manifest(dataset="bench", backbones={}))
-        cost: dict[str, list[float]] = {"decode": [], "backbones": [], "heads": [], "read": []}
-        items = []
-        for entry in tqdm(entries, desc="bench e2e: end to end", unit="sample"):
-            t0 = time.perf_counter()
-            decoded = decode_entry(entry, config, encoders)
-            t1 = time.perf_counter()
-            values = encode_entry(decoded, config, encoders)
-            t2 = time.perf_counter()
-            image = np.clip(values["image"], -6e4, 6e4)  # random C5 exceeds float16
-            with store.writer(entry.split, part=(0, 1)) as writer:
-                writer.write_video(
-                    entry.entry_id, values["frame_ids"], image, values["clip_spans"],
-                    values["motion"],
-                )  # fmt: skip
-                for sample, text, mask in values["texts"]:
-                    writer.write_query(sample, text, mask, entry.entry_id)
-            ram = FeatureDataset(Path(tmp) / "features", entry.split, s["ts"], in_memory=True)
-            item = ram.item(ram.entry_ids.index(entry.entry_id))
-            t3 = time.perf_counter()
-            heads_step(item)
-            t4 = time.perf_counter()
-            items.append((entry.split, entry.entry_id))
-            cost["decode"].append(t1 - t0)
-            cost["backbones"].append(t2 - t1)
-            cost["heads"].append(t4 - t3)
-        cached: list[float] = []
-        for split, entry_id in items:
-            lazy = FeatureDataset(Path(tmp) / "features", split, s["ts"])
-            index = lazy.entry_ids.index(entry_id)
-            t0 = time.perf_counter()
-            item = lazy[index]
-            t1 = time.perf_counter()
-            heads_step(item)
-            cost["read"].append(t1 - t0)
-            cached.append(time.perf_counter() - t0)
-    # the first sample warms up every kernel: leave it out of both sides
-    per = {k: float(np.mean(v[1:])) for k, v in cost.items()}
-    end_to_end = per["decode"] + per["backbones"] + per["heads"]
-    from_cache = float(np.mean(cached[1:]))
-    return {
-        "ratio_end_to_end_vs_cached": end_to_end / from_cache,
-        "end_to_end_s_per_sample": end_to_end,
-        "cached_s_per_sample": from_cache,
-        "breakdown_s_per_sample": per,
-        "samples_timed": len(items) - 1,
-        "settings": {**s, "size": list(s["size"]), "heads": "CSDVL d=256 N=6", "batch": 1},
-        "torch_threads": torch.get_num_threads(),
-        "quick": quick,
-    }

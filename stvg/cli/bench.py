@@ -65,7 +65,7 @@ def bench_e2e_command(
     Prints one JSON line: {"ratio_end_to_end_vs_cached": x, ...} (goal >= 20). Backbones:
     ResNet101 C5, SlowFast R50, RoBERTa-base with random weights; heads: CSDVL d=256 N=6.
     """
-    from stvg.bench import bench_e2e
+    from stvg.bench_e2e import bench_e2e
 
     result = bench_e2e(quick=quick)
     if json_out is not None:

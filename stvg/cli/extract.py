@@ -29,6 +29,11 @@ def extract_command(
     weights: str = typer.Option(None, help="pretrained, random, or a local checkpoint PATH."),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     batch_size: int = typer.Option(16, help="Frames (or clips) per backbone forward."),
+    pack: bool = typer.Option(
+        True,
+        help="Fill backbone batches with the frames (clips) of several videos; the stored "
+        "values are the same either way.",
+    ),
     dtype: str = typer.Option(
         "float16", help="float16, or int8 (per-channel scales, < half the bytes)."
     ),
@@ -78,6 +83,7 @@ def extract_command(
         text_layers=text_layers,
         amp=amp,
         channels_last=channels_last,
+        pack=pack,
     )
     summary = run(
         config,

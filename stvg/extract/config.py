@@ -41,6 +41,8 @@ class ExtractConfig:
     amp: bool = False
     channels_last: bool = False
     decode_threads: int = 2
+    # fill backbone batches with the frames and clips of several entries (see extract.runner)
+    pack: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def sampling(self) -> dict[str, Any]:
@@ -56,6 +58,16 @@ class ExtractConfig:
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def values_json(self) -> dict[str, Any]:
+        """:meth:`to_json` without the knobs that provably leave every stored value unchanged
+        (:data:`SCHEDULING_KNOBS`): what a pipeline fingerprints to decide on re-extraction."""
+        return {k: v for k, v in self.to_json().items() if k not in SCHEDULING_KNOBS}
+
+
+# Batching and threading only (stvg.extract.runner pads every forward to batch_size rows, so a
+# frame's features do not depend on its batch-mates): changing them never changes a stored value.
+SCHEDULING_KNOBS = ("batch_size", "decode_threads", "pack")
 
 
 PRESETS: dict[str, dict[str, Any]] = {

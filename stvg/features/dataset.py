@@ -5,7 +5,12 @@ One item is one query. From its video entry it takes ``Ts`` of the stored static
 
 * ``frame_idx`` [Ts] long: which stored frames (indices into the entry's static grid) were taken,
   ``floor((k + 0.5) * S / Ts)`` for ``k < Ts`` (uniform, as the paper samples; frames repeat when
-  the grid has fewer than ``Ts``), or the explicit ``frames`` of a prediction pass;
+  the grid has fewer than ``Ts``), or the explicit ``frames`` of a prediction pass. With
+  ``jitter`` (training augmentation, TSN-style segment sampling) frame ``k`` is instead
+  ``floor((k + u_k) * S / Ts)`` with ``u_k`` uniform in ``[0, 1)`` drawn from a generator seeded
+  by ``(seed, epoch, index)``: every stored frame gets seen over the epochs, and the draw is a
+  function of the step alone, so a resumed run sees exactly what an uninterrupted one did.
+  Items are then fetched with ``dataset[(index, epoch)]``;
 * ``boxes`` [Ts, 4] normalized cxcywh of the GT box on each taken frame, ``box_mask`` [Ts] bool
   where there is one; ``frame_in_tube`` [Ts] bool; ``clip_in_tube`` [Td] bool (clip overlaps tube);
 * ``frame_clip_index`` [Ts] long: the clip holding each taken frame (aligns the two streams);
@@ -34,6 +39,13 @@ def uniform_indices(available: int, count: int) -> np.ndarray:
     """``floor((k + 0.5) * available / count)`` for ``k < count``: evenly spread, int64."""
     k = np.arange(count, dtype=np.float64)
     return np.minimum(((k + 0.5) * available / count).astype(np.int64), available - 1)
+
+
+def jittered_indices(available: int, count: int, key: tuple[int, ...]) -> np.ndarray:
+    """``floor((k + u_k) * available / count)``, ``u_k ~ U[0, 1)`` from ``default_rng(key)``."""
+    u = np.random.default_rng(list(key)).random(count)
+    k = np.arange(count, dtype=np.float64)
+    return np.minimum(((k + u) * available / count).astype(np.int64), available - 1)
 
 
 def box_targets(sample: Sample, frame_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,12 +86,15 @@ class FeatureDataset(Dataset):
         num_frames: int,
         in_memory: bool = False,
         sample_ids: list[str] | None = None,
+        jitter: bool = False,
+        seed: int = 0,
     ) -> None:
         from stvg.features.store import open_store
 
         self.root = str(root)
         self.split = split
         self.num_frames = num_frames
+        self.jitter, self.seed = jitter, seed
         store = open_store(self.root)
         samples = store.samples(split)
         if sample_ids is not None:
@@ -133,13 +148,19 @@ class FeatureDataset(Dataset):
             return {**video, "image": video["image"][idx], "frame_ids": video["frame_ids"][idx]}
         return self._open().video(entry, self.split, frames=idx)
 
-    def item(self, index: int, frames: np.ndarray | None = None) -> dict[str, Any]:
-        """The item of query ``index``; ``frames`` picks stored frame indices (prediction passes)."""
+    def item(
+        self, index: int, frames: np.ndarray | None = None, epoch: int | None = None
+    ) -> dict[str, Any]:
+        """The item of query ``index``; ``frames`` picks stored frame indices (prediction passes);
+        ``epoch`` (with ``jitter``) keys the training draw of frames."""
         sample = self.samples[index]
         stored = self.stored_frame_ids(index)
-        idx = (
-            uniform_indices(len(stored), self.num_frames) if frames is None else np.asarray(frames)
-        )
+        if frames is not None:
+            idx = np.asarray(frames)
+        elif self.jitter and epoch is not None:
+            idx = jittered_indices(len(stored), self.num_frames, (self.seed, epoch, index))
+        else:
+            idx = uniform_indices(len(stored), self.num_frames)
         video = self._video(index, idx)
         image = video["image"]
         query = self._query(index)
@@ -166,8 +187,11 @@ class FeatureDataset(Dataset):
             "span": torch.tensor([(t0 - s0) / length, (t1 - s0) / length], dtype=torch.float32),
         }
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.item(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        if isinstance(key, tuple):
+            index, epoch = key
+            return self.item(index, epoch=epoch)
+        return self.item(key)
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

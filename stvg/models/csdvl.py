@@ -95,6 +95,17 @@ class CSDVLConfig:
     # paper's static stream starts from MDETR weights that already localize; a from-scratch model
     # (the offline demo) learns the MLP's position read-out far faster with the reference point.
     box_reference: str = "none"
+    # False (the paper): the 2D-TAN head sees only F_d, text enters through the dynamic stream.
+    # True: 2D-TAN's own sentence fusion, each proposal feature multiplied by a projection of the
+    # sentence (masked mean of the dynamic stream's text states) and L2-normalized before the
+    # convolutions. From scratch on a few hundred queries, the paper's head learned one span per
+    # video whatever the query; the product makes every proposal's score query-dependent.
+    temporal_text_fusion: bool = False
+    # False (the paper, MDETR): every frame's object query starts from one learned vector. True:
+    # a projection of the sentence (masked mean of the static stream's projected text) is added
+    # to it, as STCAT's and CG-STVG's text-conditioned queries, so the first cross-attention
+    # already knows what to look for.
+    query_from_text: bool = False
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
@@ -207,7 +218,10 @@ class CSDVL(nn.Module):
         self.box_head = BoxHead(d)
         self.frame_head = FrameScoreHead(d)
         self.clip_head = ClipScoreHead(d)
-        self.temporal_head = TemporalHead(d, cfg.d_map, cfg.map_layers, cfg.map_kernel)
+        self.temporal_head = TemporalHead(
+            d, cfg.d_map, cfg.map_layers, cfg.map_kernel, text_fusion=cfg.temporal_text_fusion
+        )
+        self.query_text = nn.Linear(d, d) if cfg.query_from_text else None
         self._masks: dict[int, Tensor] = {}
 
     def map_mask(self, num_clips: int, device: torch.device) -> Tensor:
@@ -242,6 +256,9 @@ class CSDVL(nn.Module):
             image, image_valid.bool(), text, text_mask
         )
         queries = self.static.initial_queries(b, ts)
+        if self.query_text is not None:
+            sentence = masked_mean(self.static.text_proj(text), text_mask)  # [B,d]
+            queries = queries + self.query_text(sentence)[:, None]
         frame_pos = self.static.frame_position(ts, device)
         fv, hl, grid = self.dynamic.embed(motion, text)
         time_pos, space_pos = self.dynamic.positions(td, grid, device)
@@ -261,14 +278,21 @@ class CSDVL(nn.Module):
 
         fd = fv.mean(2)  # [B,Td,d] spatial mean pool of F~_v^N
         mask = self.map_mask(td, device)
+        sentence = masked_mean(hl, text_mask) if self.cfg.temporal_text_fusion else None
         return {
             "pred_boxes": self.box_head(queries, self._reference(maps[-1], image_valid)),
-            "score_map": self.temporal_head(fd, mask),
+            "score_map": self.temporal_head(fd, mask, sentence),
             "map_mask": mask,
             "frame_logits": self.frame_head(queries),
             "clip_logits": self.clip_head(fd),
             "s2d_attention": torch.stack(maps, dim=1),
         }
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` [B, L, d] over the positions where ``mask`` [B, L] is True: [B, d]."""
+    m = mask.to(x.dtype)[..., None]
+    return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
 def attention_centre(attn: Tensor, valid: Tensor) -> Tensor:

@@ -117,23 +117,41 @@ def proposal_map(feats: Tensor, mask: Tensor) -> Tensor:
 
 
 class TemporalHead(nn.Module):
-    """2D-TAN temporal head: ``F_d`` [B, T, d] -> score-map logits [B, T, T]."""
+    """2D-TAN temporal head: ``F_d`` [B, T, d] -> score-map logits [B, T, T].
 
-    def __init__(self, d_model: int, d_map: int, num_layers: int, kernel_size: int) -> None:
+    With ``text_fusion`` (2D-TAN's sentence fusion; not in CSDVL) the proposal map is multiplied
+    channel-wise by ``W_s s`` for a sentence vector ``s`` [B, d] and L2-normalized over channels
+    before the convolutions.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_map: int,
+        num_layers: int,
+        kernel_size: int,
+        text_fusion: bool = False,
+    ) -> None:
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"map kernel size must be odd, got {kernel_size}")
         self.kernel_size = kernel_size
         self.proj = nn.Linear(d_model, d_map)
+        self.text_proj = nn.Linear(d_model, d_map) if text_fusion else None
         self.convs = nn.ModuleList(
             nn.Conv2d(d_map, d_map, kernel_size, padding=kernel_size // 2)
             for _ in range(num_layers)
         )
         self.pred = nn.Conv2d(d_map, 1, 1)
 
-    def forward(self, fd: Tensor, mask: Tensor) -> Tensor:
-        """``fd`` [B, T, d]; ``mask`` [T, T] bool (valid proposals). Returns logits [B, T, T]."""
+    def forward(self, fd: Tensor, mask: Tensor, sentence: Tensor | None = None) -> Tensor:
+        """``fd`` [B, T, d]; ``mask`` [T, T] bool (valid proposals); ``sentence`` [B, d] (only
+        with ``text_fusion``). Returns logits [B, T, T]."""
         x = proposal_map(self.proj(fd), mask)  # [B,dm,T,T]
+        if self.text_proj is not None:
+            if sentence is None:
+                raise ValueError("this temporal head fuses a sentence vector: pass sentence")
+            x = F.normalize(x * self.text_proj(sentence)[:, :, None, None], dim=1)
         valid = mask[None, None].to(x.dtype)  # [1,1,T,T]
         k = self.kernel_size
         ones = x.new_ones(1, 1, k, k)

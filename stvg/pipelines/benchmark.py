@@ -149,7 +149,7 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
         Step(
             "extract",
             {
-                "extract": extract_cfg.to_json(),
+                "extract": extract_cfg.values_json(),
                 "data_root": data_key,
                 "annotations": cfg.annotations,
             },

@@ -23,6 +23,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     batch_size: int = 8
     num_frames: int = 64  # Ts: static frames per query in a training step
+    frame_jitter: bool = False  # Ts frames drawn one per segment (TSN), not always the centres
     lr: float = 1e-4
     weight_decay: float = 1e-4
     lr_schedule: str = "constant"  # constant | cosine (after warmup)
@@ -33,14 +34,26 @@ class TrainConfig:
     loss_giou: float = 2.0
     loss_tg: float = 5.0
     loss_ta: float = 1.0
+    loss_att: float = 0.0  # spatial attention loss (not in the paper; see stvg.train.losses)
     seed: int = 0
     num_workers: int = 2
     checkpoint_every: int = 500
     validate: bool = True
+    val_every: int = 1  # validate every this many epochs (and after the last step)
     val_split: str = "val"
     train_split: str = "train"
     in_memory: bool = False  # read every entry into RAM first (small stores)
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
+
+    def loss_weights(self) -> dict[str, float]:
+        """The weight of each named loss term (``stvg.train.losses.compute_losses``)."""
+        return {
+            "l1": self.loss_l1,
+            "giou": self.loss_giou,
+            "tg": self.loss_tg,
+            "ta": self.loss_ta,
+            "att": self.loss_att,
+        }
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

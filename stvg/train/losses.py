@@ -17,6 +17,12 @@
   of the frame (resp. clip) logits, as ABLR's temporal attention: with per-position sigmoids
   this formula only sees positives and is minimized by predicting 1 everywhere. Averaged over
   the samples that have at least one positive.
+* ``att`` (not in the paper; weight 0 in the paper presets): a spatial attention loss for training
+  from scratch. On each GT frame, the static decoder's cross-attention over the visual cells
+  (every layer, heads averaged, renormalized over the valid cells) is scored by cross-entropy
+  against the share of the GT box that falls in each cell: ``-sum_ij q_ij log p_ij`` with
+  ``q_ij = area(cell_ij & box) / area(box)``. It hands the decoder the per-cell signal "this is
+  the described object" that MDETR pre-training gives the paper's static stream.
 """
 
 from __future__ import annotations
@@ -118,6 +124,53 @@ def box_losses(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return l1, (1 - giou).sum() / n
 
 
+def box_cell_shares(boxes: Tensor, h: int, w: int) -> Tensor:
+    """The share of each box in each cell of an ``h x w`` grid over the unit square.
+
+    ``boxes`` [..., 4] normalized cxcywh. Cell ``(i, j)`` covers ``[j / w, (j + 1) / w) x
+    [i / h, (i + 1) / h)``. Returns [..., h, w]: ``area(cell & box) / area(box)`` (sums to 1 for
+    a box inside the image; all zeros for an empty box).
+    """
+    x1, y1, x2, y2 = box_cxcywh_to_xyxy(boxes.float()).clamp(0.0, 1.0).unbind(-1)
+    edges_x = torch.arange(w + 1, device=boxes.device, dtype=torch.float32) / w
+    edges_y = torch.arange(h + 1, device=boxes.device, dtype=torch.float32) / h
+    over_x = (
+        torch.minimum(edges_x[1:], x2[..., None]) - torch.maximum(edges_x[:-1], x1[..., None])
+    ).clamp(min=0)  # [..., w]
+    over_y = (
+        torch.minimum(edges_y[1:], y2[..., None]) - torch.maximum(edges_y[:-1], y1[..., None])
+    ).clamp(min=0)  # [..., h]
+    area = over_y[..., :, None] * over_x[..., None, :]  # [..., h, w]
+    return area / area.sum((-2, -1), keepdim=True).clamp(min=1e-12)
+
+
+def attention_box_loss(
+    attention: Tensor, boxes: Tensor, mask: Tensor, valid: Tensor | None = None
+) -> Tensor:
+    """``att``: cross-entropy of the decoder attention against the GT box's cell shares.
+
+    ``attention`` [B, N, Ts, h, w] (the model's ``s2d_attention``: N decoder layers), ``boxes``
+    [B, Ts, 4] normalized cxcywh over the valid part of the grid, ``mask`` [B, Ts] GT frames,
+    ``valid`` [B, h, w] bool valid cells (default all; a grid padded in a batch keeps its
+    valid cells in the top-left corner). Averaged over layers and GT frames; 0 (with gradient)
+    when there is no GT frame.
+    """
+    b, n, ts, h, w = attention.shape
+    if not bool(mask.any()):
+        return attention.sum() * 0.0
+    if valid is None:
+        valid = torch.ones(b, h, w, dtype=torch.bool, device=attention.device)
+    valid = valid.bool()
+    shares = torch.zeros(b, ts, h, w, device=attention.device)
+    for k in range(b):  # each sample's boxes on its own valid grid
+        rows, cols = int(valid[k, :, 0].sum()), int(valid[k, 0, :].sum())
+        shares[k, :, :rows, :cols] = box_cell_shares(boxes[k], rows, cols)
+    mass = attention.float() * valid[:, None, None]
+    log_p = (mass.clamp(min=1e-12) / mass.sum((-2, -1), keepdim=True).clamp(min=1e-12)).log()
+    per_frame = -(shares[:, None] * log_p).sum((-2, -1))  # [B, N, Ts]
+    return per_frame.mean(1)[mask.bool()].mean()
+
+
 def temporal_grounding_loss(score_map: Tensor, map_target: Tensor, map_mask: Tensor) -> Tensor:
     """BCE-with-logits between ``score_map`` [B, T, T] and ``map_target`` [B, T, T] (in [0, 1]),
     averaged over the valid proposals ``map_mask`` [T, T] of all samples."""
@@ -164,7 +217,7 @@ def compute_losses(
     frame_weight: float = FRAME_WEIGHT,
     clip_weight: float = CLIP_WEIGHT,
 ) -> dict[str, Tensor]:
-    """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` for a batch.
+    """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` (+ ``att``) for a batch.
 
     ``outputs`` is the model's dict. ``targets`` (a collated feature batch works as is) needs
     ``boxes`` [B, Ts, 4], ``box_mask`` [B, Ts], ``frame_in_tube`` [B, Ts], and either
@@ -196,7 +249,15 @@ def compute_losses(
         frame_weight,
         clip_weight,
     )
-    return {"l1": l1, "giou": giou, "tg": tg, "ta": ta}
+    terms = {"l1": l1, "giou": giou, "tg": tg, "ta": ta}
+    if "s2d_attention" in outputs:
+        terms["att"] = attention_box_loss(
+            outputs["s2d_attention"],
+            targets["boxes"],
+            targets["box_mask"].bool(),
+            targets.get("image_mask"),
+        )
+    return terms
 
 
 def total_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float] | None = None) -> Tensor:

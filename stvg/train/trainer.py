@@ -144,7 +144,7 @@ class RankBatches:
             for indices in order[self.rank :: self.world][position:]:
                 if step >= self.total:
                     return
-                yield indices
+                yield [(i, epoch) for i in indices]  # the epoch keys the frame jitter
                 step += 1
 
 
@@ -272,7 +272,12 @@ def run(
 
     # --- setup
     train_set = FeatureDataset(
-        features, config.train_split, config.num_frames, in_memory=config.in_memory
+        features,
+        config.train_split,
+        config.num_frames,
+        in_memory=config.in_memory,
+        jitter=config.frame_jitter,
+        seed=config.seed,
     )
     if len(train_set) == 0:
         raise InputError(f"no complete queries in split '{config.train_split}'", file=features)
@@ -316,12 +321,7 @@ def run(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None
         )
-    weights = {
-        "l1": config.loss_l1,
-        "giou": config.loss_giou,
-        "tg": config.loss_tg,
-        "ta": config.loss_ta,
-    }
+    weights = config.loss_weights()
 
     def save(path: Path) -> None:
         state = {
@@ -366,7 +366,7 @@ def run(
             batch = to_device(cpu_batch, dist.device)
             outputs = net(batch)
             terms = compute_losses(outputs, batch)
-            loss = sum(weights[k] * terms[k] for k in weights if k in terms)
+            loss = sum(weights[k] * terms[k] for k in weights if k in terms and weights[k])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
@@ -386,8 +386,9 @@ def run(
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             if dist.main and step % config.checkpoint_every == 0:
                 save(out / CHECKPOINT)
-            end_of_epoch = step % steps_per_epoch == 0 or step >= total_steps
-            if not end_of_epoch:
+            last = step >= total_steps
+            end_of_epoch = step % steps_per_epoch == 0 or last
+            if not end_of_epoch or not (last or (epoch + 1) % config.val_every == 0):
                 continue
             if val_set is not None and dist.main:
                 val = validate(model, ema, val_set, dist.device)

@@ -22,7 +22,7 @@ import pytest
 from stvg.data.synth import synthesize
 from stvg.extract import run
 from stvg.extract.config import preset
-from stvg.features.store import open_store
+from stvg.features.store import create_store, open_store
 from stvg.features.store import store_arrays as all_arrays
 
 SPLITS = ["train", "val", "test"]
@@ -111,6 +111,37 @@ def test_kill_9_at_several_points(data, reference, tmp_path):
     process = start_extract(data, out)
     assert process.wait(timeout=120) == 0
     result = all_arrays(out)
+    assert sorted(result) == sorted(reference)
+    for key in reference:
+        assert np.array_equal(result[key], reference[key]), key
+
+
+def test_an_entry_with_some_of_its_queries_complete_is_finished(data, reference, tmp_path):
+    # What a kill between two queries of one entry leaves: the video and its first query
+    # complete, the second missing. The rerun writes only what is missing (no "already
+    # complete" error) and the store equals the uninterrupted one.
+    source = tmp_path / "source"
+    run(preset("synthetic", **SMALL), data, source, SPLITS, progress=False)
+    done = open_store(source)
+    split, sample = next(
+        (split, s)
+        for split in SPLITS
+        for s in done.samples(split)
+        if sum(t.video_id == s.video_id for t in done.samples(split)) > 1
+    )
+    entry = done.entry_of(sample.sample_id, split)
+    video = done.video(entry, split)
+    partial = tmp_path / "partial"
+    target = create_store(partial, done.manifest)
+    query = done.query(sample.sample_id, split)
+    with target.writer(split, part=(0, 1)) as writer:
+        writer.write_video(
+            entry, video["frame_ids"], video["image"], video["clip_spans"], video["motion"]
+        )
+        writer.write_query(sample, query["text"], query["text_mask"], entry)
+    summary = run(preset("synthetic", **SMALL), data, partial, SPLITS, progress=False)
+    assert summary.failed == [] and summary.new_videos == VIDEOS
+    result = all_arrays(partial)
     assert sorted(result) == sorted(reference)
     for key in reference:
         assert np.array_equal(result[key], reference[key]), key

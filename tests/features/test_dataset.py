@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from stvg.data.sample import Sample
-from stvg.features.dataset import FeatureDataset, collate, uniform_indices
+from stvg.features.dataset import FeatureDataset, collate, jittered_indices, uniform_indices
 from stvg.features.manifest import Manifest
 from stvg.features.store import create_store
 
@@ -70,6 +72,35 @@ def test_uniform_indices_by_hand():
     # fewer stored frames than Ts: frames repeat, in order
     assert uniform_indices(6, 8).tolist() == [0, 1, 1, 2, 3, 4, 4, 5]
     assert uniform_indices(1, 3).tolist() == [0, 0, 0]
+
+
+def test_jittered_indices_one_per_segment():
+    # S = 30, Ts = 8: frame k is floor(x) for some x in [k * 3.75, (k + 1) * 3.75)
+    bins = [(math.floor(k * 3.75), math.ceil((k + 1) * 3.75)) for k in range(8)]
+    seen = set()
+    for epoch in range(60):
+        idx = jittered_indices(30, 8, (0, epoch, 3))
+        assert all(lo <= i < hi for i, (lo, hi) in zip(idx.tolist(), bins, strict=True))
+        assert np.array_equal(idx, jittered_indices(30, 8, (0, epoch, 3)))  # a function of key
+        seen.update(idx.tolist())
+    assert seen == set(range(30))  # every stored frame is drawn sooner or later
+    assert not np.array_equal(
+        jittered_indices(30, 8, (0, 1, 3)), jittered_indices(30, 8, (0, 2, 3))
+    )
+    assert jittered_indices(1, 3, (0, 0, 0)).tolist() == [0, 0, 0]
+
+
+def test_jitter_is_keyed_by_epoch_and_off_without_it(store_root):
+    plain = FeatureDataset(store_root, "train", num_frames=3)
+    jittered = FeatureDataset(store_root, "train", num_frames=3, jitter=True, seed=5)
+    # no epoch (validation, prediction): the uniform centres, as without jitter
+    assert jittered[0]["frame_idx"].tolist() == plain[0]["frame_idx"].tolist() == [1, 3, 5]
+    assert plain[(0, 7)]["frame_idx"].tolist() == [1, 3, 5]
+    for epoch in range(4):
+        want = jittered_indices(6, 3, (5, epoch, 0)).tolist()
+        item = jittered[(0, epoch)]
+        assert item["frame_idx"].tolist() == want
+        assert item["frame_ids"].tolist() == FRAME_IDS[want].tolist()
 
 
 def test_targets_by_hand(store_root):

@@ -7,6 +7,8 @@ import torch
 
 from stvg.train.losses import (
     DEFAULT_LOSS_WEIGHTS,
+    attention_box_loss,
+    box_cell_shares,
     box_losses,
     build_targets,
     clips_in_span,
@@ -120,7 +122,7 @@ def test_build_targets_fields():
 def test_compute_losses_from_a_feature_batch_equals_prebuilt_targets():
     outputs, targets = outputs_and_targets()
     terms = compute_losses(outputs, targets)
-    assert set(terms) == {"l1", "giou", "tg", "ta"}
+    assert set(terms) == {"l1", "giou", "tg", "ta"}  # no "att" without s2d_attention
     batch = {k: targets[k] for k in ("boxes", "box_mask", "frame_in_tube")}
     batch["span"] = torch.tensor([[0.25, 0.75], [0.0, 0.5]])  # fractions of the segment
     terms2 = compute_losses(outputs, batch)
@@ -131,3 +133,42 @@ def test_compute_losses_from_a_feature_batch_equals_prebuilt_targets():
     want = 5 * terms["l1"] + 2 * terms["giou"] + 5 * terms["tg"] + 1 * terms["ta"]
     assert DEFAULT_LOSS_WEIGHTS == {"l1": 5.0, "giou": 2.0, "tg": 5.0, "ta": 1.0}
     assert total_loss(terms).item() == pytest.approx(want.item(), abs=1e-6)
+
+
+def test_box_cell_shares_by_hand():
+    # 2 x 2 grid over the unit square; boxes in cxcywh
+    centred = box_cell_shares(torch.tensor([0.5, 0.5, 0.5, 0.5]), 2, 2)
+    assert torch.allclose(centred, torch.full((2, 2), 0.25))
+    corner = box_cell_shares(torch.tensor([0.25, 0.125, 0.5, 0.25]), 2, 2)
+    assert torch.allclose(corner, torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+    top = box_cell_shares(torch.tensor([0.5, 0.25, 0.5, 0.5]), 2, 2)
+    assert torch.allclose(top, torch.tensor([[0.5, 0.5], [0.0, 0.0]]))
+    # 1 x 4 grid, box x in [0.1, 0.6]: 0.15 of 0.5 in cell 0, 0.25 in cell 1, 0.1 in cell 2
+    strip = box_cell_shares(torch.tensor([0.35, 0.5, 0.5, 1.0]), 1, 4)
+    assert torch.allclose(strip, torch.tensor([[0.3, 0.5, 0.2, 0.0]]))
+    assert torch.equal(box_cell_shares(torch.zeros(4), 2, 2), torch.zeros(2, 2))
+
+
+def test_attention_box_loss_by_hand():
+    box_in_first_cell = torch.tensor([0.25, 0.25, 0.5, 0.5])
+    boxes = box_in_first_cell.expand(1, 2, 4)  # [B=1, Ts=2, 4]
+    uniform = torch.full((1, 1, 2, 2, 2), 0.25)  # [B, N=1, Ts, h, w]
+    mask = torch.tensor([[True, False]])
+    assert attention_box_loss(uniform, boxes, mask).item() == pytest.approx(math.log(4))
+    # mass 0.35 / 0.05 / 0.05 / 0.05 on the cells (the rest went to text tokens): renormalized
+    peaked = torch.tensor([[0.35, 0.05], [0.05, 0.05]]).expand(1, 2, 2, 2, 2).clone()
+    peaked[0, 1] = 0.25  # second layer uniform: the loss is the mean over layers
+    want = (-math.log(0.7) + math.log(4)) / 2
+    assert attention_box_loss(peaked, boxes, mask).item() == pytest.approx(want, rel=1e-6)
+    # a frame outside the mask does not count, whatever its attention
+    peaked[0, :, 1] = torch.tensor([[0.0, 0.0], [0.0, 1.0]])
+    assert attention_box_loss(peaked, boxes, mask).item() == pytest.approx(want, rel=1e-6)
+    # valid cells: a 2 x 2 sample padded to 2 x 3; the box's shares live on the valid part
+    padded = torch.zeros(1, 1, 2, 2, 3)
+    padded[..., :2] = 0.2
+    padded[..., 2] = 0.1  # padding cells carry no mass in the loss
+    valid = torch.tensor([[[True, True, False], [True, True, False]]])
+    got = attention_box_loss(padded, boxes, mask, valid)
+    assert got.item() == pytest.approx(-math.log(0.25), rel=1e-6)
+    none = torch.zeros(1, 2, dtype=torch.bool)
+    assert attention_box_loss(uniform.requires_grad_(), boxes, none).item() == 0.0

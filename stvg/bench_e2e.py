@@ -1,0 +1,230 @@
+"""``stvg bench e2e``: what a training sample costs end to end, over what it costs from the cache.
+
+End to end is what a codebase that trains from videos (TubeDETR, STCAT, CSDVL's own) pays for
+every sample of every epoch: decode and preprocess the sample's Ts static frames and Td clips,
+run the backbones, then one step of the heads. The paper's regime (CSDVL supplementary B.1)
+fine-tunes the image and text encoders at lr 1e-5 and keeps the video encoder frozen; so, per
+sample:
+
+* ``decode``: :func:`stvg.extract.runner.decode_entry` (frames, resize, normalize);
+* ``backbones``: SlowFast R50 (AVA architecture) forward; ResNet101 C5 and RoBERTa-base
+  (12 layers) forward *and* backward from the heads' loss, plus their AdamW step. ResNet101
+  runs in chunks of :data:`IMAGE_CHUNK` frames (forward with grad, backward with that chunk's
+  share of the gradient), so 48 frames of 320x568 fit in CPU memory; the arithmetic is the
+  same as one big batch;
+* ``heads``: one CSDVL step (paper size, d 256, N 6): forward, losses, backward, AdamW.
+
+From the cache: read the sample lazily from a zarr store plus the same heads step. Batch 1 on
+both sides, the same samples, the first one left out as warm-up; float32 (no autocast). The
+result also gives the frozen-backbone variant (forward only, what ``stvg extract`` runs once)
+and the floating-point operations of each part counted by
+:class:`torch.utils.flop_counter.FlopCounterMode` on one sample, which do not depend on the
+machine.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+IMAGE_CHUNK = 8  # frames per ResNet101 forward/backward when fine-tuning
+BACKBONE_LR = 1e-5  # CSDVL supplementary B.1, image and text encoders
+
+
+def _e2e_settings(quick: bool) -> dict[str, Any]:
+    """Sizes of ``bench e2e``. Full: HC-STVG's (Ts 48 frames at Nshort 320 from 568x320 video,
+    Td 16 SlowFast clips at 256, RoBERTa-base 12 layers) with the paper's heads (d 256, N 6).
+    Quick, a scaled setting: Ts 8 at Nshort 120 (160x120 video), Td 4 clips at 128, same
+    backbones and heads. The video lasts exactly Ts frames of the 5 fps grid, so the end-to-end
+    side decodes no frame it does not use."""
+    if quick:
+        return {"ts": 8, "size": (160, 120), "n_short": 120, "td": 4, "clip_size": 128}
+    return {"ts": 48, "size": (568, 320), "n_short": 320, "td": 16, "clip_size": 256}
+
+
+class _Flops:
+    """Accumulates FlopCounterMode totals per part while ``active``."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.totals: dict[str, int] = {}
+
+    def count(self, part: str, fn: Any, *args: Any) -> Any:
+        if not self.active:
+            return fn(*args)
+        with FlopCounterMode(display=False) as counter:
+            result = fn(*args)
+        self.totals[part] = self.totals.get(part, 0) + counter.get_total_flops()
+        return result
+
+
+def bench_e2e(quick: bool) -> dict[str, Any]:
+    """Returns ``ratio_end_to_end_vs_cached`` (goal >= 20), the frozen-backbone ratio, the
+    per-sample breakdown in seconds and the FLOP ratio; see the module docstring."""
+    from stvg.data.synth import synthesize
+    from stvg.extract import load_splits
+    from stvg.extract.config import preset
+    from stvg.extract.plan import plan_entries
+    from stvg.extract.runner import build_encoders, decode_entry, encode_entry, encode_motion
+    from stvg.features.dataset import FeatureDataset, collate
+    from stvg.features.manifest import Manifest
+    from stvg.features.store import create_store
+    from stvg.models import CSDVLConfig, build_model
+    from stvg.train.config import TrainConfig
+    from stvg.train.losses import compute_losses
+
+    s = _e2e_settings(quick)
+    videos = 3 if quick else 4
+    config = preset(
+        "synthetic",
+        image_backbone="resnet101",
+        image_layer="layer4",
+        video_backbone="slowfast_r50_detection",
+        text_layers=12,
+        n_short=s["n_short"],
+        td=s["td"],
+        clip_size=s["clip_size"],
+        max_text_len=32,
+        batch_size=8,
+    )
+    torch.manual_seed(0)
+    encoders = build_encoders(config)
+    model = build_model(CSDVLConfig(image_channels=2048, motion_channels=2304))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    tuned = [*encoders.image.body.parameters(), *encoders.text.model.parameters()]
+    backbone_optimizer = torch.optim.AdamW(tuned, lr=BACKBONE_LR, weight_decay=1e-4)
+    weights = TrainConfig().loss_weights()
+    flops = _Flops()
+
+    def heads_step(item: dict[str, Any], keep_input_grads: bool = False) -> dict[str, Any]:
+        batch = collate([item])
+        if keep_input_grads:
+            batch["image"].requires_grad_(True)
+            batch["text"].requires_grad_(True)
+
+        def step() -> None:
+            terms = compute_losses(model(batch), batch)
+            loss = sum(weights[k] * terms[k] for k in weights if k in terms and weights[k])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+
+        flops.count("heads", step)
+        optimizer.step()
+        return batch
+
+    def tune_backbones(decoded: Any, sample: Any, batch: dict[str, Any]) -> None:
+        """Forward with grad + backward of ResNet101 and RoBERTa from the heads' gradients."""
+        static = decoded.static  # [frames, 3, h, w] normalized
+        grad = torch.zeros(static.shape[0], *batch["image"].shape[2:])
+        grad.index_add_(0, batch["frame_idx"][0].long(), batch["image"].grad[0])
+        backbone_optimizer.zero_grad(set_to_none=True)
+        for start in range(0, static.shape[0], IMAGE_CHUNK):
+            chunk = slice(start, start + IMAGE_CHUNK)
+
+            def image_part(chunk: slice = chunk) -> None:
+                encoders.image.body(static[chunk]).backward(grad[chunk])
+
+            flops.count("image_backbone", image_part)
+        tokens = encoders.text.tokenizer([sample.caption], return_tensors="pt")
+
+        def text_part() -> None:
+            states = encoders.text.model(**tokens).last_hidden_state  # [1, L, 768]
+            n = batch["text"].shape[1]
+            states[:, :n].backward(batch["text"].grad)
+
+        flops.count("text_backbone", text_part)
+        backbone_optimizer.step()
+
+    with tempfile.TemporaryDirectory(prefix="stvg-bench-e2e-") as tmp:
+        data = Path(tmp) / "data"
+        seconds = 2 * s["ts"] / 10  # 10 fps video: the 5 fps grid has exactly Ts frames
+        synthesize(
+            data, videos=videos, seconds=seconds, fps=10.0, size=s["size"],
+            queries_per_video=1, progress=False,
+        )  # fmt: skip
+        entries = plan_entries(load_splits("synthetic", data, ["train", "val", "test"]), data)
+        store = create_store(Path(tmp) / "features", Manifest(dataset="bench", backbones={}))
+        cost: dict[str, list[float]] = {
+            k: [] for k in ("decode", "forward", "video", "heads", "tune", "read")
+        }
+        items = []
+        for n, entry in enumerate(tqdm(entries, desc="bench e2e: end to end", unit="sample")):
+            flops.active = n == 0  # count on the warm-up sample (not timed)
+            t0 = time.perf_counter()
+            decoded = decode_entry(entry, config, encoders)
+            t1 = time.perf_counter()
+            values = flops.count("frozen_backbones", encode_entry, decoded, config, encoders)
+            t2 = time.perf_counter()
+            flops.count("video_backbone", encode_motion, decoded, config, encoders)
+            t_video = time.perf_counter() - t2
+            t2 = time.perf_counter()
+            image = np.clip(values["image"], -6e4, 6e4)  # random C5 exceeds float16
+            with store.writer(entry.split, part=(0, 1)) as writer:
+                writer.write_video(
+                    entry.entry_id, values["frame_ids"], image, values["clip_spans"],
+                    values["motion"],
+                )  # fmt: skip
+                for sample, text, mask in values["texts"]:
+                    writer.write_query(sample, text, mask, entry.entry_id)
+            ram = FeatureDataset(Path(tmp) / "features", entry.split, s["ts"], in_memory=True)
+            item = ram.item(ram.entry_ids.index(entry.entry_id))
+            t3 = time.perf_counter()
+            batch = heads_step(item, keep_input_grads=True)
+            t4 = time.perf_counter()
+            tune_backbones(decoded, entry.samples[0], batch)
+            t5 = time.perf_counter()
+            items.append((entry.split, entry.entry_id))
+            cost["decode"].append(t1 - t0)
+            cost["forward"].append(t2 - t_video - t1)
+            cost["video"].append(t_video)
+            cost["heads"].append(t4 - t3)
+            cost["tune"].append(t5 - t4)
+        flops.active = False
+        cached: list[float] = []
+        for split, entry_id in items:
+            lazy = FeatureDataset(Path(tmp) / "features", split, s["ts"])
+            index = lazy.entry_ids.index(entry_id)
+            t0 = time.perf_counter()
+            item = lazy[index]
+            t1 = time.perf_counter()
+            heads_step(item)
+            cost["read"].append(t1 - t0)
+            cached.append(time.perf_counter() - t0)
+    # the first sample warms up every kernel: leave it out of both sides
+    per = {k: float(np.mean(v[1:])) for k, v in cost.items()}
+    from_cache = float(np.mean(cached[1:]))
+    # "forward": all three backbones without grad (the frozen variant); fine-tuned, the image
+    # and text encoders run forward with grad and backward inside "tune", so the end-to-end
+    # side is decode + the video encoder's forward + heads + tune.
+    frozen = per["decode"] + per["forward"] + per["heads"]
+    tuned_total = per["decode"] + per["video"] + per["heads"] + per["tune"]
+    f = flops.totals
+    flops_cached = f["heads"]
+    flops_e2e = f["video_backbone"] + f["heads"] + f["image_backbone"] + f["text_backbone"]
+    return {
+        "ratio_end_to_end_vs_cached": tuned_total / from_cache,
+        "ratio_frozen_backbones_vs_cached": frozen / from_cache,
+        "flop_ratio_end_to_end_vs_cached": flops_e2e / flops_cached,
+        "end_to_end_s_per_sample": tuned_total,
+        "cached_s_per_sample": from_cache,
+        "breakdown_s_per_sample": per,
+        "gflops_per_sample": {k: v / 1e9 for k, v in f.items()},
+        "samples_timed": len(items) - 1,
+        "settings": {
+            **s,
+            "size": list(s["size"]),
+            "heads": "CSDVL d=256 N=6",
+            "batch": 1,
+            "fine_tuned": ["resnet101", "roberta-base"],
+            "frozen": ["slowfast_r50_detection"],
+        },
+        "torch_threads": torch.get_num_threads(),
+        "quick": quick,
+    }
