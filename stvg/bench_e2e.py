@@ -99,6 +99,8 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     model = build_model(CSDVLConfig(image_channels=2048, motion_channels=2304))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
     tuned = [*encoders.image.body.parameters(), *encoders.text.model.parameters()]
+    for p in tuned:  # the extraction encoders are frozen; the paper trains these two
+        p.requires_grad_(True)
     backbone_optimizer = torch.optim.AdamW(tuned, lr=BACKBONE_LR, weight_decay=1e-4)
     weights = TrainConfig().loss_weights()
     flops = _Flops()

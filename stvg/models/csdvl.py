@@ -41,7 +41,12 @@ import torch
 from torch import Tensor, nn
 
 from stvg.errors import InputError
-from stvg.models.collaboration import COLLAB_MODES, CollaborationBlock, frame_to_clip_index
+from stvg.models.collaboration import (
+    COLLAB_MODES,
+    CollaborationBlock,
+    align_attention,
+    frame_to_clip_index,
+)
 from stvg.models.dynamic_stream import DynamicStream
 from stvg.models.heads import (
     BoxHead,
@@ -106,6 +111,10 @@ class CSDVLConfig:
     # to it, as STCAT's and CG-STVG's text-conditioned queries, so the first cross-attention
     # already knows what to look for.
     query_from_text: bool = False
+    # "mean" (the paper): F_d is the spatial mean of the dynamic stream's last features. "attention":
+    # their average weighted by the static stream's last attention map aligned to the clips (as
+    # eq. (2) aligns it), so F_d carries the described object's motion rather than 1/S of it.
+    dynamic_pool: str = "mean"
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
@@ -148,6 +157,11 @@ class CSDVLConfig:
             raise InputError(f"map_kernel must be odd, got {self.map_kernel}", field="map_kernel")
         if self.n_layers < 1 or self.n_encoder_layers < 1:
             raise InputError("n_layers and n_encoder_layers must be >= 1", field="n_layers")
+        if self.dynamic_pool not in ("mean", "attention"):
+            raise InputError(
+                f"dynamic_pool must be 'mean' or 'attention', got {self.dynamic_pool!r}",
+                field="dynamic_pool",
+            )
         if self.box_reference not in ("none", "attention"):
             raise InputError(
                 f"box_reference must be 'none' or 'attention', got {self.box_reference!r}",
@@ -276,7 +290,7 @@ class CSDVL(nn.Module):
                     queries, fv, attn, grid, clip_index, space_pos, frame_pos
                 )
 
-        fd = fv.mean(2)  # [B,Td,d] spatial mean pool of F~_v^N
+        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool)  # [B,Td,d]
         mask = self.map_mask(td, device)
         sentence = masked_mean(hl, text_mask) if self.cfg.temporal_text_fusion else None
         return {
@@ -287,6 +301,20 @@ class CSDVL(nn.Module):
             "clip_logits": self.clip_head(fd),
             "s2d_attention": torch.stack(maps, dim=1),
         }
+
+
+def pool_dynamic(fv: Tensor, attn: Tensor, grid: tuple[int, int], mode: str) -> Tensor:
+    """``F_d`` [B, Td, d] from the dynamic features ``fv`` [B, Td, S, d].
+
+    ``mode="mean"``: the spatial mean (the paper). ``"attention"``: the average weighted by the
+    static maps ``attn`` [B, Ts, h, w] aligned to the clips and the ``grid`` as eq. (2) aligns
+    them (:func:`~stvg.models.collaboration.align_attention`), renormalized per clip.
+    """
+    if mode == "mean":
+        return fv.mean(2)
+    weights = align_attention(attn, fv.shape[1], grid)  # [B,Td,S]
+    weights = weights / weights.sum(2, keepdim=True).clamp(min=1e-6)
+    return (fv * weights[..., None]).sum(2)
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:

@@ -1,12 +1,12 @@
-"""The two text-conditioning switches (off in the paper presets): 2D-TAN's sentence fusion in the
-temporal head and text-conditioned object queries."""
+"""Switches for from-scratch training (off in the paper presets): 2D-TAN's sentence fusion in the
+temporal head, text-conditioned object queries and the attention-weighted pool of F_d."""
 
 from __future__ import annotations
 
 import torch
 
 from stvg.models import CSDVLConfig, build_model
-from stvg.models.csdvl import masked_mean
+from stvg.models.csdvl import masked_mean, pool_dynamic
 from stvg.models.heads import INVALID_LOGIT, TemporalHead, proposal_map, proposal_mask
 
 
@@ -80,3 +80,14 @@ def test_every_parameter_gets_a_gradient_with_both_switches():
     loss = out["score_map"].masked_fill(~out["map_mask"], 0).sum() + out["pred_boxes"].sum()
     (loss + out["frame_logits"].sum() + out["clip_logits"].sum()).backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_pool_dynamic_by_hand():
+    # 1 sample, Ts = Td = 2, a 2 x 2 grid on both streams (no interpolation), d = 1
+    fv = torch.tensor([[[[1.0], [2.0], [3.0], [4.0]], [[10.0], [20.0], [30.0], [40.0]]]])
+    attn = torch.zeros(1, 2, 2, 2)
+    attn[0, 0, 0, 1] = 0.4  # frame 0: all its mass on cell 1 (maps need not sum to 1)
+    attn[0, 1, 1, 0], attn[0, 1, 1, 1] = 0.3, 0.1  # frame 1: cells 2 and 3, 3 : 1
+    assert torch.equal(pool_dynamic(fv, attn, (2, 2), "mean"), torch.tensor([[[2.5], [25.0]]]))
+    got = pool_dynamic(fv, attn, (2, 2), "attention")
+    assert torch.allclose(got, torch.tensor([[[2.0], [0.75 * 30 + 0.25 * 40]]]))
