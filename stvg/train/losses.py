@@ -216,8 +216,10 @@ def compute_losses(
     max_iou: float = MAX_IOU,
     frame_weight: float = FRAME_WEIGHT,
     clip_weight: float = CLIP_WEIGHT,
+    attention: bool = False,
 ) -> dict[str, Tensor]:
-    """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` (+ ``att``) for a batch.
+    """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` for a batch, plus ``att`` with
+    ``attention`` (the spatial attention loss, not in the paper).
 
     ``outputs`` is the model's dict. ``targets`` (a collated feature batch works as is) needs
     ``boxes`` [B, Ts, 4], ``box_mask`` [B, Ts], ``frame_in_tube`` [B, Ts], and either
@@ -250,7 +252,7 @@ def compute_losses(
         clip_weight,
     )
     terms = {"l1": l1, "giou": giou, "tg": tg, "ta": ta}
-    if "s2d_attention" in outputs:
+    if attention:
         terms["att"] = attention_box_loss(
             outputs["s2d_attention"],
             targets["boxes"],

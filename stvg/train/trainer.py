@@ -365,7 +365,7 @@ def run(
             model.train()
             batch = to_device(cpu_batch, dist.device)
             outputs = net(batch)
-            terms = compute_losses(outputs, batch)
+            terms = compute_losses(outputs, batch, attention=config.loss_att > 0)
             loss = sum(weights[k] * terms[k] for k in weights if k in terms and weights[k])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

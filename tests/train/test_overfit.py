@@ -4,8 +4,9 @@ Setting (chosen to fit in ~40 s single-threaded on a shared 2-core CPU): 4 video
 10 fps and 64x48 (train split: 2 videos, 4 queries), the synthetic extract preset with td=16
 (clips of 1-2 frames, so the 2D-TAN span can hit the GT tube's ends), n_short=48, clip_size=32,
 1 text layer; the synthetic model preset (d=64, N=2); Ts=10 (every stored frame, so prediction
-is one pass); batch 4 (the whole split), lr 1e-3 with 10 warm-up steps then cosine, 300 steps,
-EMA 0.9. Measured here: m_vIoU 0.90, m_tIoU 0.93, m_sIoU 0.95 after ~30 s of training.
+is one pass); batch 4 (the whole split), lr 1e-3 with 10 warm-up steps then cosine, 450 steps,
+EMA 0.9. Measured: m_vIoU 0.90 after 300 steps on an AVX-512 machine, but 0.70 after 300 on an
+AVX2 one (the trajectory depends on the CPU's kernels); 450 steps pass on both.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from stvg.train.config import resolve
 pytestmark = pytest.mark.slow
 
 SETS = [
-    "max_steps=300",
+    "max_steps=450",
     "validate=false",
     "num_frames=10",
     "batch_size=4",
