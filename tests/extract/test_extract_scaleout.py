@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from stvg.cli import app
-from stvg.data.synth import synthesize
 from stvg.extract import run
 from stvg.extract.config import preset
 from stvg.extract.plan import parse_shard
@@ -22,13 +21,6 @@ from stvg.features.store import store_arrays as all_arrays
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, videos=4, seconds=2.5, fps=10.0, size=(64, 48), progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ import torch
 from typer.testing import CliRunner
 
 from stvg.cli import app
-from stvg.data.synth import synthesize
 from stvg.extract import load_splits, make_manifest
 from stvg.extract.config import ExtractConfig, preset
 from stvg.extract.plan import plan_entries
@@ -44,13 +43,6 @@ STARTS = (0, 4, 9, 2, 7)
 
 def config(pack: bool, **overrides: Any) -> ExtractConfig:
     return preset("synthetic", **{**SMALL, "pack": pack, **overrides})
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, videos=4, seconds=2.5, fps=10.0, size=(64, 48), progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stvg.data.synth import synthesize
 from stvg.extract import run
 from stvg.extract.backbones import build_text_encoder
 from stvg.extract.config import preset
@@ -23,13 +22,6 @@ from stvg.features.store import store_arrays as all_arrays
 
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth")
-    synthesize(root, videos=4, seconds=2.5, fps=10.0, size=(64, 48), progress=False)
-    return root
 
 
 @pytest.fixture(scope="module")
