@@ -37,11 +37,11 @@ def extract_command(
     dtype: str = typer.Option(
         "float16", help="float16, or int8 (per-channel scales, < half the bytes)."
     ),
-    image_backbone: str = typer.Option(None, help="resnet101 (paper) or resnet18."),
+    image_backbone: str = typer.Option(None, help="resnet101 (paper), resnet50, resnet18 or pixels (no weights)."),
     image_layer: str = typer.Option(None, help="layer4 (C5, paper), layer3 or layer2."),
     n_short: int = typer.Option(None, help="Static frames: shorter side at most this many pixels."),
     video_backbone: str = typer.Option(
-        None, help="slowfast_r50_detection (AVA), slowfast_r101 or framediff_resnet18 (light)."
+        None, help="slowfast_r50_detection (AVA), slowfast_r101, framediff_resnet18 or pixelflow."
     ),
     td: int = typer.Option(None, help="Number of clips per segment (Td)."),
     clip_size: int = typer.Option(None, help="Clip frames are padded square and resized to this."),

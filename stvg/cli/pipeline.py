@@ -25,7 +25,7 @@ def pipeline_command(
         None, help="Real datasets: annotation file or {split} pattern."
     ),
     boxes_dir: Path = typer.Option(None, help="VidSTG: the VidOR box folder."),
-    videos: int = typer.Option(None, help="Synthetic: number of videos (default 60)."),
+    videos: int = typer.Option(None, help="Synthetic: number of videos (default 240)."),
     seed: int = typer.Option(None, help="Synthetic: generator seed (default 0)."),
     set_: list[str] = typer.Option([], "--set", help="Training setting key=value (repeat)."),
     split: str = typer.Option("test", help="Split to predict and score."),

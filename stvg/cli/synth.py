@@ -27,7 +27,7 @@ def synth_command(
     out: Path = typer.Option(
         ..., "--out", help="Output folder (new, empty, or an earlier synth set)."
     ),
-    videos: int = typer.Option(60, "--videos", help="Number of videos (split 70/15/15 by video)."),
+    videos: int = typer.Option(240, "--videos", help="Number of videos (split 70/15/15 by video)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
     seconds: float = typer.Option(6.0, "--seconds", help="Length of each video, seconds."),
     fps: float = typer.Option(10.0, "--fps", help="Frames per second."),

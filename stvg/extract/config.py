@@ -76,13 +76,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "hcstvg-v1": {"n_short": 320, "td": 16},
     "hcstvg-v2": {"n_short": 320, "td": 16},
     "normalized": {},
-    # The offline demo: random weights carry information only in shallow cuts (DESIGN section 6),
-    # so a light image cut and the frame-difference video encoder; small frames and clips.
+    # The offline demo: random networks keep little of a frame (DESIGN section 6), so weight-free
+    # encoders: pixel cells and per-cell optical flow (stride 16); small frames and clips. The
+    # text encoder is random RoBERTa (2 layers): captions need only be told apart.
     "synthetic": {
-        "image_backbone": "resnet18",
+        "image_backbone": "pixels",
         "image_layer": "layer3",
         "n_short": 120,
-        "video_backbone": "framediff_resnet18",
+        "video_backbone": "pixelflow",
         "td": 16,
         "clip_size": 112,
         "text_layers": 2,

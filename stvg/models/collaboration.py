@@ -55,16 +55,35 @@ def frames_to_clips(x: Tensor, clips: int) -> Tensor:
     return y.transpose(1, 2).reshape(b, clips, *rest)
 
 
-def align_attention(attn: Tensor, clips: int, grid: tuple[int, int]) -> Tensor:
-    """Align static maps ``A`` [B, Ts, h, w] to the dynamic layout: [B, Td, h2*w2]."""
+def align_attention(
+    attn: Tensor, clips: int, grid: tuple[int, int], valid: Tensor | None = None
+) -> Tensor:
+    """Align static maps ``A`` [B, Ts, h, w] to the dynamic layout: [B, Td, h2*w2].
+
+    Space: a clip is its frames padded at the right and bottom to a square (DESIGN section 6),
+    so the valid ``h_b x w_b`` part of sample ``b``'s map (``valid`` [B, h, w] bool; all of it
+    when ``None``) is padded the same way with zeros to ``max(h_b, w_b)`` square, then resized
+    bilinearly (antialiased when shrinking) to ``grid``; ``grid == (1, 1)`` is the spatial mean
+    (the "w/o spatial" ablation). Time: the mean over the frames of each clip.
+    """
     b, ts, h, w = attn.shape
     if grid == (1, 1):
-        a = attn.mean(dim=(2, 3), keepdim=True)
-    elif grid == (h, w):
-        a = attn
+        return frames_to_clips(attn.mean(dim=(2, 3)).unsqueeze(-1), clips)
+    if valid is None:
+        sizes = torch.tensor([[h, w]], device=attn.device).expand(b, 2)
     else:
-        a = F.interpolate(attn, size=grid, mode="bilinear", align_corners=False)
-    return frames_to_clips(a.flatten(2), clips)
+        sizes = torch.stack([valid[:, :, 0].sum(1), valid[:, 0, :].sum(1)], dim=1).clamp(min=1)
+    out = attn.new_empty(b, ts, grid[0] * grid[1])
+    for hb, wb in torch.unique(sizes, dim=0).tolist():
+        rows = (sizes == torch.tensor([hb, wb], device=sizes.device)).all(1)
+        side = max(hb, wb)
+        square = F.pad(attn[rows, :, :hb, :wb], (0, side - wb, 0, side - hb))
+        if (side, side) != grid:
+            square = F.interpolate(
+                square, size=grid, mode="bilinear", align_corners=False, antialias=True
+            )
+        out[rows] = square.flatten(2)
+    return frames_to_clips(out, clips)
 
 
 class StaticToDynamic(nn.Module):
@@ -179,14 +198,16 @@ class CollaborationBlock(nn.Module):
         clip_index: Tensor,
         space_pos: Tensor,
         frame_pos: Tensor,
+        valid: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``queries`` [B, Ts, d]; ``fv`` [B, Td, S, d]; ``attn`` [B, Ts, h, w] (A^i);
-        ``grid`` = (h2, w2); ``clip_index`` [B, Ts]; ``space_pos`` [S, d]; ``frame_pos`` [Ts, d]."""
+        ``grid`` = (h2, w2); ``clip_index`` [B, Ts]; ``space_pos`` [S, d]; ``frame_pos`` [Ts, d];
+        ``valid`` [B, h, w]: the unpadded cells of the static maps (see :func:`align_attention`)."""
         if self.fusion is not None:
             return self.fusion(queries, fv, clip_index)
         new_q, new_f = queries, fv
         if self.d2s is not None:
             new_q = self.d2s(queries, fv, clip_index, space_pos, frame_pos)
         if self.s2d is not None:
-            new_f = self.s2d(fv, align_attention(attn, fv.shape[1], grid))
+            new_f = self.s2d(fv, align_attention(attn, fv.shape[1], grid, valid))
         return new_q, new_f

@@ -262,13 +262,12 @@ class CSDVL(nn.Module):
         image_valid = batch.get("image_mask")
         if image_valid is None:
             image_valid = torch.ones(b, h, w, dtype=torch.bool, device=device)
+        image_valid = image_valid.bool()
         clip_index = batch.get("frame_clip_index")
         if clip_index is None:
             clip_index = frame_to_clip_index(ts, td, device)[None].expand(b, ts)
 
-        memory, memory_pos, memory_pad = self.static.encode(
-            image, image_valid.bool(), text, text_mask
-        )
+        memory, memory_pos, memory_pad = self.static.encode(image, image_valid, text, text_mask)
         queries = self.static.initial_queries(b, ts)
         if self.query_text is not None:
             sentence = masked_mean(self.static.text_proj(text), text_mask)  # [B,d]
@@ -287,10 +286,10 @@ class CSDVL(nn.Module):
             fv, hl = self.dynamic.layers[i](fv, hl, text_mask, time_pos, space_pos)
             if self.collab:
                 queries, fv = self.collab[i](
-                    queries, fv, attn, grid, clip_index, space_pos, frame_pos
+                    queries, fv, attn, grid, clip_index, space_pos, frame_pos, image_valid
                 )
 
-        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool)  # [B,Td,d]
+        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool, image_valid)  # [B,Td,d]
         mask = self.map_mask(td, device)
         sentence = masked_mean(hl, text_mask) if self.cfg.temporal_text_fusion else None
         return {
@@ -303,16 +302,19 @@ class CSDVL(nn.Module):
         }
 
 
-def pool_dynamic(fv: Tensor, attn: Tensor, grid: tuple[int, int], mode: str) -> Tensor:
+def pool_dynamic(
+    fv: Tensor, attn: Tensor, grid: tuple[int, int], mode: str, valid: Tensor | None = None
+) -> Tensor:
     """``F_d`` [B, Td, d] from the dynamic features ``fv`` [B, Td, S, d].
 
     ``mode="mean"``: the spatial mean (the paper). ``"attention"``: the average weighted by the
-    static maps ``attn`` [B, Ts, h, w] aligned to the clips and the ``grid`` as eq. (2) aligns
-    them (:func:`~stvg.models.collaboration.align_attention`), renormalized per clip.
+    static maps ``attn`` [B, Ts, h, w] (unpadded cells ``valid`` [B, h, w]) aligned to the clips
+    and the ``grid`` as eq. (2) aligns them (:func:`~stvg.models.collaboration.align_attention`),
+    renormalized per clip.
     """
     if mode == "mean":
         return fv.mean(2)
-    weights = align_attention(attn, fv.shape[1], grid)  # [B,Td,S]
+    weights = align_attention(attn, fv.shape[1], grid, valid)  # [B,Td,S]
     weights = weights / weights.sum(2, keepdim=True).clamp(min=1e-6)
     return (fv * weights[..., None]).sum(2)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from stvg.extract.backbones import WeightsUnavailable, build_image_encoder, build_video_encoder
+from stvg.extract.backbones.video import FLOW_RIDGE, cell_flow
 from stvg.extract.backbones.weights import seeded
 
 SIZE = 64  # tiny clips: 64 / 16 = 4x4 maps
@@ -158,3 +159,50 @@ def test_local_checkpoint_in_pytorchvideo_format(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(WeightsUnavailable, match="SLOWFAST_8x8_R50_DETECTION.pyth"):
         build_video_encoder("slowfast_r50_detection", str(tmp_path / "empty"))
+
+
+def test_pixelflow_channels_and_cell_color():
+    enc = build_video_encoder("pixelflow", "random", size=SIZE)
+    assert (enc.out_channels, enc.stride, enc.clip_frames, enc.spec["weights"]) == (
+        27,
+        16,
+        8,
+        "none",
+    )
+    x = torch.stack([enc.preprocess(clip(8, seed=s)) for s in range(2)])  # [2, 3, 8, 64, 64]
+    y = enc(x)
+    assert tuple(y.shape) == (2, 27, 4, 4)
+    for i in range(4):
+        for j in range(4):  # mean over the clip and the 16 x 16 cell, per color channel
+            cell = x[:, :, :, 16 * i : 16 * i + 16, 16 * j : 16 * j + 16]
+            assert torch.allclose(y[:, :3, i, j], cell.mean(dim=(2, 3, 4)), atol=1e-5)
+
+
+def test_flow_of_a_translating_ramp_by_hand():
+    # I = 0.05 (x - v t) in each of 3 channels, 32 px wide, v = 1 px per frame, 4 frames. At half
+    # resolution the ramp has slope 0.1 (0.05 at the two border columns: replicate padding) and
+    # It = -0.05 everywhere; no vertical gradient, so vx = -<Ix It> / (<Ix Ix> + ridge) per cell.
+    x = torch.arange(32.0)[None, None, None, None, :] - torch.arange(4.0)[None, None, :, None, None]
+    x = (0.05 * x).expand(1, 3, 4, 32, 32).contiguous()
+    flow = cell_flow(x, 16)  # [1, 12, 2, 2]: vx of 3 pairs and the clip, then vy, then rms
+    ix = [0.05] + [0.1] * 7  # the 8 half-resolution columns of either cell (border one first)
+    mxx = 3 * sum(g * g for g in ix) / 8
+    mxt = 3 * sum(g * -0.05 for g in ix) / 8
+    vx = -mxt / (mxx + FLOW_RIDGE)
+    assert vx == pytest.approx(0.437, abs=1e-3)  # the true half-resolution velocity 0.5, shrunk
+    assert torch.allclose(flow[0, :4], torch.full((4, 2, 2), vx), atol=1e-5)
+    assert torch.allclose(flow[0, 4:8], torch.zeros(4, 2, 2), atol=1e-6)
+    assert torch.allclose(flow[0, 8:], torch.full((4, 2, 2), (3 * 0.05**2) ** 0.5), atol=1e-5)
+
+
+def test_flow_sees_a_square_walk_left_and_nothing_elsewhere():
+    frames = np.full((8, 64, 64, 3), 90, np.uint8)
+    for t in range(8):  # a red 12-px square walking left by 2 px a frame along rows 20..31
+        frames[t, 20:32, 40 - 2 * t : 52 - 2 * t] = (230, 40, 40)
+    enc = build_video_encoder("pixelflow", "random", size=SIZE)
+    flow = enc(enc.preprocess(frames)[None])[0, 3:]  # [24, 4, 4]
+    clip_vx, clip_vy, clip_rms = flow[7], flow[15], flow[23]
+    assert clip_vx[1, 2] < -0.5 and abs(float(clip_vy[1, 2])) < 0.2  # about -1 (half resolution)
+    assert torch.equal(clip_rms[[0, 3]], torch.zeros(2, 4))  # rows the square never touches
+    still = enc(enc.preprocess(np.repeat(frames[:1], 8, axis=0))[None])[0, 3:]
+    assert torch.equal(still, torch.zeros_like(still))

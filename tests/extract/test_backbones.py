@@ -175,3 +175,31 @@ def test_unknown_choices_are_refused():
         build_image_encoder("vgg16", "layer4", "random")
     with pytest.raises(ValueError, match="layer4"):
         build_image_encoder("resnet18", "layer5", "random")
+
+
+def test_pixels_cells_are_mean_pooled_thumbnails_by_hand():
+    enc = build_image_encoder("pixels", "layer3", "pretrained")  # no weights: nothing to fetch
+    assert (enc.out_channels, enc.stride, enc.spec["weights"]) == (192, 16, "none")
+    x = torch.randn(2, 3, 20, 40)  # pads to 32 x 48: a 2 x 3 grid of 16-px cells
+    y = enc(x)
+    assert tuple(y.shape) == (2, 192, 2, 3) == (2, 192, *enc.output_shape(20, 40))
+    padded = np.zeros((2, 3, 32, 48), np.float32)
+    padded[:, :, :20, :40] = x.numpy()
+    expected = np.zeros((2, 192, 2, 3), np.float32)
+    for c in range(3):
+        for row in range(8):
+            for col in range(8):
+                for i in range(2):
+                    for j in range(3):
+                        top, left = 16 * i + 2 * row, 16 * j + 2 * col
+                        cell = padded[:, c, top : top + 2, left : left + 2]
+                        expected[:, c * 64 + row * 8 + col, i, j] = cell.mean(axis=(1, 2))
+    np.testing.assert_allclose(y.numpy(), expected, atol=1e-6)
+
+
+def test_pixels_at_layer2_keep_every_pixel():
+    enc = build_image_encoder("pixels", "layer2", "random")
+    x = torch.randn(1, 3, 16, 8)
+    y = enc(x)  # stride 8 = thumbnail side: a pure space-to-depth, nothing averaged
+    assert tuple(y.shape) == (1, 192, 2, 1)
+    assert torch.equal(y[0, 64 * 2 + 8 * 3 + 5, 1, 0], x[0, 2, 8 + 3, 5])

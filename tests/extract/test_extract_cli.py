@@ -55,9 +55,9 @@ def test_cli_extracts_hdf5_and_rerun_says_0_new(data, tmp_path):
     for video_id, split in videos_of(data).items():
         v = store.video(f"{video_id}@0-25", split)
         assert v["frame_ids"].tolist() == list(range(0, 25, 2))
-        assert v["image"].shape == (13, 256, 3, 4)  # 48x64 / 16
+        assert v["image"].shape == (13, 192, 3, 4)  # 48x64 / 16
         assert v["clip_spans"].tolist() == [[0, 6], [6, 12], [12, 18], [18, 25]]
-        assert v["motion"].shape == (4, 512, 2, 2)  # 32 / 16
+        assert v["motion"].shape == (4, 27, 2, 2)  # 32 / 16
     store.close()
     info = runner.invoke(app, ["features", "info", str(out), "--json"])
     assert json.loads(info.output)["videos"] == 6
@@ -118,10 +118,11 @@ def test_failures_are_recorded_and_retried(data, tmp_path):
 def test_pretrained_offline_names_what_to_download(data, tmp_path):
     env = {"TORCH_HOME": str(tmp_path / "torch"), "HF_HOME": str(tmp_path / "hf")}
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    result = extract(data, tmp_path / "features", "--weights", "pretrained", env=env)
+    args = ["--weights", "pretrained", "--image-backbone", "resnet18"]
+    result = extract(data, tmp_path / "features", *args, env=env)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    # the synthetic preset's image backbone is torchvision's ResNet18
+    # the first encoder built is the image one: torchvision's ResNet18
     assert "https://download.pytorch.org/models/resnet18-" in result.output
     assert str(tmp_path / "torch") in result.output  # where to put it
     assert "--weights random" in result.output

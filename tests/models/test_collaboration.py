@@ -68,16 +68,36 @@ def test_temporal_mean_pooling_and_replication():
     assert frame_to_clip_index(4, 4).tolist() == [0, 1, 2, 3]
 
 
-def test_align_attention_bilinear_space_and_mean_time():
+def test_align_attention_pads_to_the_clip_square_then_resizes_bilinearly():
     attn = torch.tensor([[[[0.0, 1.0]], [[2.0, 4.0]]]])  # [B=1, Ts=2, h=1, w=2]
-    got = align_attention(attn, clips=1, grid=(1, 4))
-    # bilinear, align_corners=False: x_src = (x + .5) * 2 / 4 - .5 = -.25, .25, .75, 1.25 (clamped)
-    frame0 = [0.0, 0.25, 0.75, 1.0]
-    frame1 = [2.0, 2.5, 3.5, 4.0]
-    want = [(a + b) / 2 for a, b in zip(frame0, frame1, strict=True)]
-    assert torch.allclose(got[0, 0], torch.tensor(want))
+    got = align_attention(attn, clips=1, grid=(4, 4))
+    # A 1 x 2 frame grid is the top half of the clip's 2 x 2 square (padded at the bottom with
+    # zeros), upsampled 2x, align_corners=False: src = (dst + .5) / 2 - .5 = -.25, .25, .75, 1.25,
+    # clamped to [0, 1]; per-axis weights of the first cell row/column: 1, .75, .25, 0.
+    up = torch.tensor([1.0, 0.75, 0.25, 0.0])  # weight of source index 0 at each target index
+
+    def resize(square):  # bilinear 2 -> 4 along both axes
+        m = torch.stack([up, 1 - up], dim=1)  # [4, 2]
+        return m @ square @ m.T
+
+    frame0 = resize(torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    frame1 = resize(torch.tensor([[2.0, 4.0], [0.0, 0.0]]))
+    assert torch.allclose(got[0, 0], ((frame0 + frame1) / 2).flatten())
     one = align_attention(attn, clips=2, grid=(1, 1))  # "w/o spatial": spatial mean
     assert one.flatten().tolist() == [0.5, 3.0]
+
+
+def test_align_attention_uses_each_samples_valid_cells():
+    attn = torch.arange(2 * 1 * 2 * 4, dtype=torch.float32).view(2, 1, 2, 4)
+    valid = torch.zeros(2, 2, 4, dtype=torch.bool)
+    valid[0] = True  # 2 x 4 frame grid -> 4 x 4 square: rows 2, 3 are padding
+    valid[1, :2, :2] = True  # 2 x 2 frame grid (batch-padded to 2 x 4) -> 2 x 2 square
+    got = align_attention(attn, clips=1, grid=(4, 4), valid=valid).view(2, 4, 4)
+    want0 = torch.zeros(4, 4)
+    want0[:2] = attn[0, 0]
+    assert torch.equal(got[0], want0)  # no resize: the square is already the grid
+    m = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]])  # bilinear 2 -> 4
+    assert torch.allclose(got[1], m @ attn[1, 0, :, :2] @ m.T)
 
 
 def test_dynamic_to_static_matches_direct_computation():

@@ -31,6 +31,10 @@ from stvg.extract import run as extract_run
 from stvg.extract.config import preset
 
 runner = CliRunner()
+# Backbones with weights (the synthetic preset's own encoders have none), so that stores made
+# with other weights can be told apart.
+NETS = {"image_backbone": "resnet18", "video_backbone": "framediff_resnet18"}
+NETS_ARGS = ["--image-backbone", "resnet18", "--video-backbone", "framediff_resnet18"]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,11 @@ def made(tmp_path_factory) -> dict[str, Path]:
     data, features, run = root / "data", root / "features", root / "run"
     synthesize(data, videos=4, progress=False, **SYNTH)
     extract_run(
-        preset("synthetic", **EXTRACT), data, features, ["train", "val", "test"], progress=False
+        preset("synthetic", **EXTRACT, **NETS),
+        data,
+        features,
+        ["train", "val", "test"],
+        progress=False,
     )
     result = runner.invoke(
         app, ["train", "--features", str(features), "--out", str(run), "--preset", "synthetic",
@@ -68,7 +76,7 @@ def refusal(result) -> str:
 
 def extract(made: dict[str, Path], out: Path, *extra: str):
     args = ["extract", "--dataset", "synthetic", "--data-root", str(made["data"])]
-    return runner.invoke(app, [*args, "--out", str(out), *EXTRACT_ARGS, *extra])
+    return runner.invoke(app, [*args, "--out", str(out), *EXTRACT_ARGS, *NETS_ARGS, *extra])
 
 
 def test_run_records_the_features_it_was_trained_on(made):

@@ -75,7 +75,7 @@ def test_run_folder_metrics_and_checkpoints(features, tmp_path, one_thread):
         k: v for k, v in saved.items() if k not in ("model_resolved", "features")
     } == config.to_json()
     assert saved["model_resolved"]["d_model"] == 32 and saved["model_resolved"]["n_layers"] == 1
-    assert saved["model_resolved"]["image_channels"] == 256  # from the store, not the preset
+    assert saved["model_resolved"]["image_channels"] == 192  # from the store, not the preset
 
     lines = _lines(out)
     steps = [x for x in lines if "loss" in x]

@@ -12,6 +12,12 @@ sampled frame. Other cuts are a choice recorded in the manifest (``spec``):
   documented light choice for ``--weights random`` and the offline demo.
 - ``resnet18`` ``layer2`` / ``layer4`` (128 / 512 ch) and ``resnet50`` ``layer2``-``layer4`` are
   also accepted.
+- ``pixels``: no network and no weights. Each ``stride x stride`` cell of the normalized frame
+  becomes its own ``8 x 8`` RGB thumbnail (average-pooled by ``stride / 8``, then space-to-depth):
+  192 channels at the stride of ``layer`` (8, 16 or 32), the input of ViT's patch embedding
+  without the learned projection (the model's input FC is that projection). The offline demo's
+  choice: the synthetic benchmark then measures the grounding model rather than what a random
+  network happens to keep (the probes below), and extraction costs little more than decoding.
 
 Measured here (seed 0, eval mode, 16 synthetic 128x160 frames): random ResNet101 ``layer4``
 peaks at 1.5e5 and 0.8 % of its values become ``inf`` in fp16, with cosine .999 between
@@ -42,6 +48,7 @@ import torchvision
 from torch import nn
 
 from stvg.extract.backbones.weights import (
+    WeightsChoice,
     fetch_torch_hub_file,
     file_id,
     load_into,
@@ -61,7 +68,10 @@ _WIDTHS = {
     "resnet18": (128, 256, 512),
     "resnet50": (512, 1024, 2048),
     "resnet101": (512, 1024, 2048),
+    "pixels": (3 * 64, 3 * 64, 3 * 64),
 }
+THUMBNAIL = 8  # side of the pixel thumbnail of one cell (``pixels``)
+WEIGHT_FREE = "none"  # the weights id of the weight-free choices
 _STRIDES = {"layer2": 8, "layer3": 16, "layer4": 32}
 _PRETRAINED = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
@@ -193,6 +203,25 @@ def resnet_trunk(net: torchvision.models.ResNet, layer: str) -> nn.Sequential:
     return nn.Sequential(OrderedDict(parts + [(s, getattr(net, s)) for s in kept]))
 
 
+class Thumbnails(nn.Module):
+    """``[N, 3, h, w]`` -> ``[N, 3 * side**2, ceil(h / stride), ceil(w / stride)]``: every
+    ``stride x stride`` cell as a ``side x side`` thumbnail (mean-pooled), channels ``c * side**2
+    + row * side + column``. The input is padded with zeros at the right and bottom first."""
+
+    def __init__(self, stride: int, side: int = THUMBNAIL) -> None:
+        super().__init__()
+        if stride % side:
+            raise ValueError(f"stride {stride} is not a multiple of the thumbnail side {side}")
+        self.stride, self.side = stride, side
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % self.stride, 0, -h % self.stride))
+        if self.stride > self.side:
+            x = F.avg_pool2d(x, self.stride // self.side)
+        return F.pixel_unshuffle(x, self.side)
+
+
 def build_image_encoder(
     name: str = "resnet101",
     layer: str = "layer4",
@@ -202,11 +231,12 @@ def build_image_encoder(
     amp: bool = False,
     channels_last: bool = False,
 ) -> ImageEncoder:
-    """Build a frozen (eval mode) ResNet trunk cut after ``layer``.
+    """Build a frozen (eval mode) ResNet trunk cut after ``layer``, or the weight-free ``pixels``.
 
-    ``name``: ``resnet101`` (the paper's), ``resnet50`` or ``resnet18``; ``layer``: ``layer2``,
-    ``layer3`` or ``layer4``. ``weights``: ``"pretrained"`` (torchvision IMAGENET1K_V1 through the
-    torch hub cache), ``"random"`` (seeded, identical in every process) or a checkpoint path.
+    ``name``: ``resnet101`` (the paper's), ``resnet50``, ``resnet18`` or ``pixels`` (thumbnails,
+    see the module docstring; ``weights`` is then ignored); ``layer``: ``layer2``, ``layer3`` or
+    ``layer4``. ``weights``: ``"pretrained"`` (torchvision IMAGENET1K_V1 through the torch hub
+    cache), ``"random"`` (seeded, identical in every process) or a checkpoint path.
     ``amp``: bf16 autocast on CPU / fp16 on CUDA; ``channels_last``: NHWC convolutions.
     Raises :class:`~stvg.extract.backbones.weights.WeightsUnavailable` when weights cannot be had.
     """
@@ -215,22 +245,11 @@ def build_image_encoder(
     if layer not in _STRIDES:
         raise ValueError(f"unknown layer {layer!r}; choose one of {sorted(_STRIDES)}")
     choice = parse_weights(weights)
-    with seeded():
-        net = getattr(torchvision.models, name)(weights=None)
-    body = resnet_trunk(net, layer)
-    if choice.kind == "random":
-        weights_id = random_id()
+    if name == "pixels":
+        body: nn.Module = Thumbnails(_STRIDES[layer])
+        weights_id = WEIGHT_FREE
     else:
-        enum_name = _PRETRAINED[name]
-        url = torchvision_url(enum_name)
-        if choice.kind == "pretrained":
-            path = fetch_torch_hub_file(url, f"torchvision {name} ({enum_name})", hash_prefix(url))
-            weights_id = f"torchvision:{enum_name}"
-        else:
-            path = locate_file(choice.path, [url.rsplit("/", 1)[-1], f"{name}.pth"], name)
-            weights_id = file_id(path)
-        state = load_state_dict(path, name, strip_prefixes=_DETR_PREFIXES)
-        load_into(body, state, name, path)
+        body, weights_id = _resnet_with_weights(name, layer, choice)
     dev = torch.device(device)
     body = body.eval().requires_grad_(False).to(dev)
     if channels_last:
@@ -244,3 +263,22 @@ def build_image_encoder(
         amp=amp,
         channels_last=channels_last,
     )
+
+
+def _resnet_with_weights(name: str, layer: str, choice: WeightsChoice) -> tuple[nn.Module, str]:
+    """torchvision's ResNet ``name`` cut after ``layer``, holding ``choice``; and the weights id."""
+    with seeded():
+        net = getattr(torchvision.models, name)(weights=None)
+    body = resnet_trunk(net, layer)
+    if choice.kind == "random":
+        return body, random_id()
+    enum_name = _PRETRAINED[name]
+    url = torchvision_url(enum_name)
+    if choice.kind == "pretrained":
+        path = fetch_torch_hub_file(url, f"torchvision {name} ({enum_name})", hash_prefix(url))
+        weights_id = f"torchvision:{enum_name}"
+    else:
+        path = locate_file(choice.path, [url.rsplit("/", 1)[-1], f"{name}.pth"], name)
+        weights_id = file_id(path)
+    load_into(body, load_state_dict(path, name, strip_prefixes=_DETR_PREFIXES), name, path)
+    return body, weights_id
