@@ -17,6 +17,7 @@ little, ratios do).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -117,9 +118,9 @@ def bench_extract(quick: bool = False, work_dir: str | Path | None = None) -> di
     """Extraction frames/s through the real runner over the bare backbone forward, in one run.
 
     Both sides see the same entries (synthetic videos; every split), the same preprocessed
-    tensors and the same ``batch_size`` chunks (the runner's own :func:`encode_entry`): the
-    ratio is what decoding, preprocessing, the store write and the pipeline cost on top of the
-    three backbones. Frames count every decoded frame (static grid plus clip frames). Each side
+    tensors and the same backbone batches (the runner's own :class:`Packer`, or
+    :func:`encode_entry` per entry with ``pack=False``): the ratio is what decoding,
+    preprocessing, the store write and the pipeline cost on top of the three backbones. Frames count every decoded frame (static grid plus clip frames). Each side
     is timed after a warm-up forward. Full mode alternates bare and runner passes (bare, runner,
     bare, runner: other tenants' load then hits both alike) and keeps the best of each; it also
     gives the ratio of process CPU times (``ratio_cpu_time``), which other processes on the
@@ -137,7 +138,13 @@ def bench_extract(quick: bool = False, work_dir: str | Path | None = None) -> di
     from stvg.extract import load_splits, make_manifest
     from stvg.extract.config import preset
     from stvg.extract.plan import plan_entries
-    from stvg.extract.runner import build_encoders, decode_entry, encode_entry, extract_entries
+    from stvg.extract.runner import (
+        Packer,
+        build_encoders,
+        decode_entry,
+        encode_entry,
+        extract_entries,
+    )
     from stvg.features.store import create_store
 
     overrides = _quick_config() if quick else _full_config()
@@ -160,11 +167,22 @@ def bench_extract(quick: bool = False, work_dir: str | Path | None = None) -> di
         encode_entry(decoded[0], config, encoders)  # warm-up (oneDNN primitives, allocator)
 
         def bare() -> None:
-            # Each entry's outputs are dropped before the next entry, as the runner drops them
-            # once written: a first version kept every output alive and measured the bare pass
-            # 1.7-3x slower than the runner (memory growth, not backbone time).
+            # The runner's own batches: with packing, the Packer over the decoded entries (no
+            # decoding, no store); without, each entry alone. A first version always ran
+            # entries alone, so with packing the bare side padded every entry's last chunk and
+            # did more backbone work than the runner (e.g. 4 clips padded to 8). Outputs are
+            # dropped as they complete, as the runner drops them once written: keeping them all
+            # alive measured the bare pass 1.7-3x slower (memory growth, not backbone time).
+            if not config.pack:
+                for d in decoded:
+                    encode_entry(d, config, encoders)
+                return
+            packer = Packer(config, encoders)
             for d in decoded:
-                encode_entry(d, config, encoders)
+                packer.add(copy.copy(d))  # add() hands the rows to its queues: keep ours
+                packer.finished()
+            packer.flush()
+            packer.finished()
 
         cpu0 = time.process_time()
         backbone_s, _ = _timed(bare)
@@ -420,7 +438,7 @@ def bench_train(quick: bool) -> dict[str, Any]:
         ram = FeatureDataset(root, "train", config.num_frames, in_memory=True)
         lazy = FeatureDataset(root, "train", config.num_frames)
         torch.manual_seed(0)
-        model_cfg = CSDVLConfig.from_preset("synthetic", motion_channels=512)
+        model_cfg = CSDVLConfig.from_preset("synthetic", image_channels=256, motion_channels=512)
         model = build_model(model_cfg)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
         ema = EMA(model, config.ema_decay)

@@ -37,7 +37,9 @@ def extract_command(
     dtype: str = typer.Option(
         "float16", help="float16, or int8 (per-channel scales, < half the bytes)."
     ),
-    image_backbone: str = typer.Option(None, help="resnet101 (paper), resnet50, resnet18 or pixels (no weights)."),
+    image_backbone: str = typer.Option(
+        None, help="resnet101 (paper), resnet50, resnet18 or pixels (no weights)."
+    ),
     image_layer: str = typer.Option(None, help="layer4 (C5, paper), layer3 or layer2."),
     n_short: int = typer.Option(None, help="Static frames: shorter side at most this many pixels."),
     video_backbone: str = typer.Option(

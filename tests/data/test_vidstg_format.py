@@ -174,6 +174,13 @@ def test_box_problems(tmp_path: Path) -> None:
     error = _error(raw(), boxes_dir=boxes)
     assert error.file.endswith("2002.json") and error.sample == "2002"
     assert error.field.startswith("trajectories.17.0.bbox")
+    # A tid that is not an integer (a list cannot even be looked up).
+    bad["trajectories"][17][0]["bbox"]["xmax"] = 300.0
+    bad["trajectories"][10][0]["tid"] = [0]
+    (boxes / "validation/0002/2002.json").write_text(json.dumps(bad))
+    error = _error(raw(), boxes_dir=boxes)
+    assert (error.sample, error.field) == ("2002", "trajectories.10.0.tid")
+    assert "integer" in error.message
     # A missing box file.
     (boxes / "validation/0002/2002.json").unlink()
     error = _error(raw(), boxes_dir=boxes)

@@ -52,7 +52,7 @@ def _batch(text: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def _model(**switches: bool) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = CSDVLConfig.from_preset("synthetic", motion_channels=512, **switches)
+    cfg = CSDVLConfig.from_preset("synthetic", image_channels=256, motion_channels=512, **switches)
     return build_model(cfg).eval()
 
 

@@ -84,9 +84,9 @@ def test_run_folder_metrics_and_checkpoints(features, tmp_path, one_thread):
     assert [x["epoch"] for x in steps] == [0, 0, 1, 1]
     assert [x["step"] for x in lines if "val" in x] == [2, 4]
     for x in steps:
-        assert set(x) == {"step", "epoch", "loss", "l1", "giou", "tg", "ta", "lr"}
-        # the paper's weights 5 / 2 / 5 / 1
-        total = 5 * x["l1"] + 2 * x["giou"] + 5 * x["tg"] + 1 * x["ta"]
+        assert set(x) == {"step", "epoch", "loss", "l1", "giou", "tg", "ta", "att", "lr"}
+        # the paper's weights 5 / 2 / 5 / 1, plus the synthetic preset's attention loss at 1
+        total = 5 * x["l1"] + 2 * x["giou"] + 5 * x["tg"] + 1 * x["ta"] + 1 * x["att"]
         assert x["loss"] == pytest.approx(total, rel=1e-5)
         # linear warm-up over 50 steps to lr 1e-3: step s (1-based) runs at 1e-3 * s / 50
         assert x["lr"] == pytest.approx(1e-3 * x["step"] / 50, rel=1e-9)

@@ -299,7 +299,15 @@ def _read_trajectories(
             where = f"trajectories.{frame}.{j}"
             if not isinstance(item, dict) or "tid" not in item:
                 raise InputError("expected {tid, bbox, ...}", file=path, sample=vid, field=where)
-            if item["tid"] not in out:
+            tid = item["tid"]
+            if not isinstance(tid, int) or isinstance(tid, bool):
+                raise InputError(
+                    f"tid must be an integer, got {tid!r:.40}",
+                    file=path,
+                    sample=vid,
+                    field=f"{where}.tid",
+                )
+            if tid not in out:
                 continue
             bbox = item.get("bbox")
             names = ("xmin", "ymin", "xmax", "ymax")
@@ -319,8 +327,8 @@ def _read_trajectories(
                     field=f"{where}.bbox",
                 )
             box = (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
-            check_box(box, file=path, sample=vid, field=f"{where}.bbox (tid {item['tid']})")
-            out[item["tid"]][frame] = box
+            check_box(box, file=path, sample=vid, field=f"{where}.bbox (tid {tid})")
+            out[tid][frame] = box
     return out, data
 
 
