@@ -9,7 +9,7 @@ import typer
 
 from stvg.cli.app import command, data_app
 from stvg.data.sample import Annotations
-from stvg.data.synth import KINDS, parse_size, synthesize
+from stvg.data.synth import KINDS, SynthConfig, parse_size, synthesize
 
 
 def format_summary(out: Path, result: dict[str, Annotations]) -> str:
@@ -27,7 +27,9 @@ def synth_command(
     out: Path = typer.Option(
         ..., "--out", help="Output folder (new, empty, or an earlier synth set)."
     ),
-    videos: int = typer.Option(240, "--videos", help="Number of videos (split 70/15/15 by video)."),
+    videos: int = typer.Option(
+        SynthConfig.videos, "--videos", help="Number of videos (split 70/15/15 by video)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same files."),
     seconds: float = typer.Option(6.0, "--seconds", help="Length of each video, seconds."),
     fps: float = typer.Option(10.0, "--fps", help="Frames per second."),

@@ -649,13 +649,13 @@ def _prepare_out_dir(out_dir: Path) -> None:
 def synthesize(
     out_dir: str | Path,
     *,
-    videos: int = 60,
-    seed: int = 0,
-    seconds: float = 6.0,
-    fps: float = 10.0,
-    size: tuple[int, int] = (160, 120),
-    queries_per_video: int = 2,
-    actors: tuple[int, int] = (2, 4),
+    videos: int = SynthConfig.videos,
+    seed: int = SynthConfig.seed,
+    seconds: float = SynthConfig.seconds,
+    fps: float = SynthConfig.fps,
+    size: tuple[int, int] = SynthConfig.size,
+    queries_per_video: int = SynthConfig.queries_per_video,
+    actors: tuple[int, int] = SynthConfig.actors,
     progress: bool = True,
 ) -> dict[str, Annotations]:
     """Generate the synthetic benchmark into ``out_dir``; returns ``{split: Annotations}``.

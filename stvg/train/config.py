@@ -72,6 +72,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with the spatial attention loss (from scratch, the paper's MDETR initialization missing).
     "synthetic": {
         "epochs": 20,
+        "val_every": 5,  # one validation (67 queries, every stored frame) costs about an epoch
         "loss_att": 1.0,
         "batch_size": 8,
         "num_frames": 8,

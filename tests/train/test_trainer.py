@@ -60,7 +60,7 @@ def _lines(run: Path) -> list[dict]:
 
 def test_run_folder_metrics_and_checkpoints(features, tmp_path, one_thread):
     out = tmp_path / "run"
-    config = resolve("synthetic", [*TINY_MODEL, "max_steps=4", "checkpoint_every=3"])
+    config = resolve("synthetic", [*TINY_MODEL, "max_steps=4", "checkpoint_every=3", "val_every=1"])
     summary = train(features, out, config, progress=False)
     assert summary["steps"] == 4
     assert sorted(p.name for p in out.iterdir()) == [
