@@ -174,7 +174,14 @@ def test_disk_full_mid_write_leaves_no_complete_half_entry(tmp_path):
     data = tmp_path / "data"
     synthesize(data, videos=4, progress=False, **SYNTH)
     argv = stvg_command("extract", "--dataset", "synthetic", "--data-root", str(data))
-    argv += EXTRACT_ARGS
+    # ResNet18 maps (the synthetic preset's pixel cells compress below the file-size cap)
+    argv += [
+        *EXTRACT_ARGS,
+        "--image-backbone",
+        "resnet18",
+        "--video-backbone",
+        "framediff_resnet18",
+    ]
     reference = tmp_path / "reference"
     done = subprocess.run([*argv, "--out", str(reference)], capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
