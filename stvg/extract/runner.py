@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from stvg.data.sampling import clip_frame_ids, clip_spans, sampled_frame_ids
 from stvg.data.video import VideoError, open_video
+from stvg.errors import InputError
 from stvg.evaluate.protocols import sampling_segment
 from stvg.extract.config import ExtractConfig
 from stvg.extract.plan import Entry, shard_entries
@@ -68,7 +69,16 @@ def build_encoders(config: ExtractConfig) -> Encoders:
         build_text_encoder,
         build_video_encoder,
     )
+    from stvg.extract.backbones.image import IMAGE_BACKBONES, IMAGE_LAYERS
+    from stvg.extract.backbones.video import VIDEO_BACKBONES
 
+    for option, value, known in [
+        ("--image-backbone", config.image_backbone, IMAGE_BACKBONES),
+        ("--image-layer", config.image_layer, IMAGE_LAYERS),
+        ("--video-backbone", config.video_backbone, VIDEO_BACKBONES),
+    ]:
+        if value not in known:
+            raise InputError(f"unknown choice {value!r}; known: {', '.join(known)}", field=option)
     common = {"weights": config.weights, "device": config.device, "amp": config.amp}
     cnn = {"channels_last": config.channels_last}
     return Encoders(

@@ -144,3 +144,12 @@ def test_bench_extract_quick(tmp_path):
     assert report["ratio_vs_backbone"] > 0 and report["ratio_cpu_time"] > 0
     assert report["store_bytes"]["int8_over_float16"] <= 0.5
     assert report["random_read"]["zarr"]["reads_per_s"] > 0
+
+
+def test_unknown_backbone_is_refused_by_option_before_any_write(data, tmp_path):
+    out = tmp_path / "features"
+    result = extract(data, out, "--video-backbone", "pixelfloww")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "'--video-backbone'" in result.output and "pixelflow" in result.output
+    assert not out.exists()

@@ -73,6 +73,7 @@ _WIDTHS = {
 THUMBNAIL = 8  # side of the pixel thumbnail of one cell (``pixels``)
 WEIGHT_FREE = "none"  # the weights id of the weight-free choices
 _STRIDES = {"layer2": 8, "layer3": 16, "layer4": 32}
+IMAGE_BACKBONES, IMAGE_LAYERS = tuple(_WIDTHS), tuple(_STRIDES)
 _PRETRAINED = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
     "resnet50": "ResNet50_Weights.IMAGENET1K_V1",

@@ -92,6 +92,7 @@ _CHOICES = {
     "framediff_resnet18": (512, 16, 8, "ResNet18_Weights.IMAGENET1K_V1"),
     "pixelflow": (3 + 3 * 8, 16, 8, None),
 }
+VIDEO_BACKBONES = tuple(_CHOICES)
 FLOW_RIDGE = 5e-3  # added to the diagonal of each cell's 2x2 Lucas-Kanade system
 FLOW_MAX = 4.0  # |velocity| cap, half-resolution pixels per frame
 SLOW_CHANNELS, FAST_CHANNELS = 2048, 256
@@ -159,10 +160,8 @@ class _PixelFlowBody(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [B, 3, T, S, S]
-        b, c, t, s, _ = x.shape
-        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, s, s)
-        cells = self.thumbnails(frames)  # [B*T, 3 * side**2, g, g]
-        color = cells.reshape(b, t, c, -1, *cells.shape[-2:]).mean(dim=(1, 3))  # [B, 3, g, g]
+        cells = self.thumbnails(x.mean(dim=2))  # the clip's mean frame: [B, 3 * side**2, g, g]
+        color = cells.unflatten(1, (x.shape[1], -1)).mean(dim=2)  # [B, 3, g, g]
         return torch.cat([color, cell_flow(x, self.stride)], dim=1)
 
 
