@@ -5,9 +5,14 @@ exactly, final weights within 1e-6, pipeline metrics.json equal). Two ``stvg ext
 started at once on the same output either split the work (``--shard``) or the second refuses
 with a lock error naming the first's pid (exit 2); the store is intact either way.
 
-Kill moments are drawn uniformly over the uninterrupted run's duration (measured here), so some
-land in process start-up, some mid-entry or mid-step. (tests/extract/test_extract_resume.py
-kills extraction at chosen entry counts; tests/train/test_trainer.py resumes after one kill.)
+Extraction and pipeline kill moments are drawn uniformly over the uninterrupted run's duration
+(measured here), so some land in process start-up, some mid-entry. Training kills are tied to
+what the run has done, not to the clock (a resumed run is shorter, and a fast machine once let
+every timed kill but one miss): one in start-up, then at seeded logged steps plus a seeded delay
+inside the next step. The two-writers test pauses the first writer (SIGSTOP) while it holds the
+part's lock, so the second always meets the lock however fast the machine is.
+(tests/extract/test_extract_resume.py kills extraction at chosen entry counts;
+tests/train/test_trainer.py resumes after one kill.)
 """
 
 from __future__ import annotations
@@ -60,6 +65,17 @@ def kill_after(process: subprocess.Popen, seconds: float) -> bool:
         os.kill(process.pid, signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
         return True
+
+
+def wait_for(process: subprocess.Popen, ready, timeout: float = 120) -> bool:
+    """Poll until ``ready()`` holds (True) or ``process`` ends first (False)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "the process made no progress"
+        time.sleep(0.002)
+    return True
 
 
 def timed(argv: list[str]) -> float:
@@ -121,16 +137,44 @@ def train_argv(features: Path, out: Path) -> list[str]:
     )  # fmt: skip
 
 
+def logged_steps(run: Path) -> list[int]:
+    """The training steps in ``run/metrics.jsonl`` so far (a half-written last line skipped)."""
+    path = run / "metrics.jsonl"
+    steps = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            steps += [json.loads(line)["step"]] if '"loss"' in line else []
+        except json.JSONDecodeError:
+            pass
+    return steps
+
+
 def test_train_killed_at_random_moments(data, reference, tmp_path):
     features = data.parent / "reference"
     ref_run = tmp_path / "uninterrupted"
-    full = timed(train_argv(features, ref_run))
+    t0 = time.monotonic()
+    process = start(train_argv(features, ref_run))
+    assert wait_for(process, lambda: logged_steps(ref_run))
+    startup = time.monotonic() - t0
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    step_seconds = (time.monotonic() - t0 - startup) / 7
+
     rng = np.random.default_rng(7)
     out = tmp_path / "run"
-    kills = 0
-    for _ in range(3):
-        kills += kill_after(start(train_argv(features, out)), rng.uniform(0.3, 1.0) * full)
-    assert kills >= 2, "the kills came too late to interrupt anything"
+    # In start-up, before any step or checkpoint.
+    assert kill_after(start(train_argv(features, out)), rng.uniform(0.2, 0.8) * startup)
+    assert not (out / "checkpoint.pt").exists()
+    # Then shortly after seeded steps are logged (checkpoints every 2 steps): mid-step or
+    # mid-save. Targets two apart, so a target is never a line the killed run left behind.
+    first = int(rng.integers(1, 3))
+    second = first + int(rng.integers(2, 4))
+    for target in (first, second, second + int(rng.integers(2, 8 - second))):
+        process = start(train_argv(features, out))
+        assert wait_for(process, lambda t=target: t in logged_steps(out)), (
+            f"ended before step {target}"
+        )
+        assert kill_after(process, rng.uniform(0, 0.8) * step_seconds), f"ended after step {target}"
     final = run_stvg(*train_argv(features, out)[3:], env=ONE_THREAD)
     assert final.returncode == 0, final.stderr
 
@@ -201,18 +245,25 @@ def test_pipeline_killed_during_synth_and_at_random_moments(tmp_path):
 # ----------------------------------------------------------------------------- two writers
 def test_two_extracts_on_the_same_part_one_refuses(data, reference, tmp_path):
     out = tmp_path / "features"
-    first, second = start(extract_argv(data, out)), start(extract_argv(data, out))
-    results = {}
-    for process in (first, second):
-        _, err = process.communicate(timeout=300)
-        results[process.pid] = (process.returncode, err)
-    codes = sorted(code for code, _ in results.values())
-    assert codes == [0, 2], results
-    winner = next(pid for pid, (code, _) in results.items() if code == 0)
-    loser_err = next(err for code, err in results.values() if code == 2)
+    first = start(extract_argv(data, out))
+
+    def holds_lock() -> bool:
+        return any(p.read_text().startswith(f"{first.pid} ") for p in out.glob("*/part-*.lock"))
+
+    assert wait_for(first, holds_lock), "the first extract ended without taking a lock"
+    os.kill(first.pid, signal.SIGSTOP)  # hold it mid-part, lock taken
+    try:
+        assert first.poll() is None, "the first extract finished before it could be paused"
+        second = start(extract_argv(data, out))
+        _, loser_err = second.communicate(timeout=300)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 2, loser_err
     message = next(x for x in loser_err.splitlines() if x.startswith("Bad input:"))
     assert "another writer is writing this part" in message
-    assert f"pid/host {winner} " in message and "part-0-of-1.zarr" in message
+    assert f"pid/host {first.pid} " in message and "part-0-of-1.zarr" in message
     assert "--shard" in message  # how to proceed
     assert_same_arrays(store_arrays(out), reference)
 
