@@ -127,6 +127,8 @@ def predict_dataset(
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
 
+    The passes of all queries form one stream cut into batches of ``batch_size`` (a batch may
+    hold passes of several queries); a query's tube is built once its last pass has run.
     Returns ``{sample_id: {"tube": [s, e], "boxes": {frame: xyxy}}}``.
     """
     from tqdm import tqdm
@@ -135,35 +137,46 @@ def predict_dataset(
 
     model.eval()
     out: dict[str, dict[str, Any]] = {}
-    for index in tqdm(range(len(dataset)), desc="predict", unit="query", disable=not progress):
-        sample = dataset.samples[index]
-        stored_ids = dataset.stored_frame_ids(index)
-        passes = pass_indices(len(stored_ids), dataset.num_frames)
-        pass_boxes: list[np.ndarray] = []
-        prob_sum: torch.Tensor | None = None
-        map_mask = None
-        clip_spans = None
-        for k in range(0, len(passes), batch_size):
-            items = [dataset.item(index, frames=idx) for idx in passes[k : k + batch_size]]
-            batch = {
-                key: v.to(device) if torch.is_tensor(v) else v for key, v in collate(items).items()
-            }
-            outputs = model(batch)
-            pass_boxes.extend(outputs["pred_boxes"].float().cpu().numpy())
-            prob = torch.sigmoid(outputs["score_map"].float()).sum(0).cpu()
-            prob_sum = prob if prob_sum is None else prob_sum + prob
-            map_mask = outputs["map_mask"].cpu()
-            clip_spans = items[0]["clip_spans"].numpy()
-        assert prob_sum is not None and map_mask is not None and clip_spans is not None
-        out[sample.sample_id] = tube_from_outputs(
-            sample,
-            stored_ids,
-            clip_spans,
-            passes,
-            pass_boxes,
-            prob_sum / len(passes),
-            map_mask.bool(),
-        )
+    passes: dict[int, list[np.ndarray]] = {}
+    boxes: dict[int, list[np.ndarray]] = {}
+    probs: dict[int, list[torch.Tensor]] = {}
+    bar = tqdm(total=len(dataset), desc="predict", unit="query", disable=not progress)
+
+    def run(batch: list[dict[str, Any]]) -> None:
+        inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(batch).items()}
+        outputs = model(inputs)
+        map_mask = outputs["map_mask"].bool().cpu()
+        prob = torch.sigmoid(outputs["score_map"].float()).cpu()
+        pred_boxes = outputs["pred_boxes"].float().cpu().numpy()
+        for item, b, p in zip(batch, pred_boxes, prob, strict=True):
+            index = int(item["index"])
+            boxes[index].append(b)
+            probs[index].append(p)
+            if len(boxes[index]) < len(passes[index]):
+                continue
+            sample = dataset.samples[index]
+            out[sample.sample_id] = tube_from_outputs(
+                sample,
+                dataset.stored_frame_ids(index),
+                item["clip_spans"].numpy(),
+                passes.pop(index),
+                boxes.pop(index),
+                torch.stack(probs.pop(index)).mean(0),
+                map_mask,
+            )
+            bar.update(1)
+
+    pending: list[dict[str, Any]] = []
+    for index in range(len(dataset)):
+        passes[index] = pass_indices(len(dataset.stored_frame_ids(index)), dataset.num_frames)
+        boxes[index], probs[index] = [], []
+        pending += dataset.pass_items(index, passes[index])
+        while len(pending) >= batch_size:
+            run(pending[:batch_size])
+            pending = pending[batch_size:]
+    if pending:
+        run(pending)
+    bar.close()
     return out
 
 

@@ -107,6 +107,7 @@ class FeatureDataset(Dataset):
         self._videos: dict[str, dict[str, np.ndarray]] | None = None
         self._queries: dict[str, dict[str, Any]] = {}
         self._frame_ids: dict[str, np.ndarray] = {}
+        self._last_entry: tuple[str, dict[str, np.ndarray]] | None = None  # for pass_items
         if in_memory:
             self._store = store
             self._videos = {e: store.video(e, split) for e in sorted(set(self.entry_ids))}
@@ -153,7 +154,6 @@ class FeatureDataset(Dataset):
     ) -> dict[str, Any]:
         """The item of query ``index``; ``frames`` picks stored frame indices (prediction passes);
         ``epoch`` (with ``jitter``) keys the training draw of frames."""
-        sample = self.samples[index]
         stored = self.stored_frame_ids(index)
         if frames is not None:
             idx = np.asarray(frames)
@@ -161,10 +161,28 @@ class FeatureDataset(Dataset):
             idx = jittered_indices(len(stored), self.num_frames, (self.seed, epoch, index))
         else:
             idx = uniform_indices(len(stored), self.num_frames)
-        video = self._video(index, idx)
-        image = video["image"]
-        query = self._query(index)
-        frame_ids = stored[idx]
+        return self._assemble(index, idx, self._video(index, idx), self._query(index))
+
+    def pass_items(self, index: int, passes: list[np.ndarray]) -> list[dict[str, Any]]:
+        """The items of query ``index`` for each of ``passes`` (stored-frame indices), from one
+        read of its entry (kept until a query of another entry asks: queries of one video are
+        neighbours in a split) and one of its text."""
+        entry = self.entry_ids[index]
+        if self._last_entry is None or self._last_entry[0] != entry:
+            whole = np.arange(len(self.stored_frame_ids(index)))
+            self._last_entry = (entry, self._video(index, whole))
+        video, query = self._last_entry[1], self._query(index)
+        return [
+            self._assemble(index, idx, {**video, "image": video["image"][idx]}, query)
+            for idx in passes
+        ]
+
+    def _assemble(
+        self, index: int, idx: np.ndarray, video: dict[str, np.ndarray], query: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The item of query ``index`` on stored frames ``idx`` (``video["image"]`` holds them)."""
+        sample = self.samples[index]
+        frame_ids = self.stored_frame_ids(index)[idx]
         boxes, box_mask, in_tube = box_targets(sample, frame_ids)
         spans = np.asarray(video["clip_spans"])
         t0, t1 = sample.tube
@@ -172,7 +190,7 @@ class FeatureDataset(Dataset):
         length = s1 - s0
         return {
             "index": index,
-            "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
+            "image": torch.from_numpy(np.ascontiguousarray(video["image"], dtype=np.float32)),
             "motion": torch.from_numpy(np.asarray(video["motion"], dtype=np.float32)),
             "text": torch.from_numpy(np.asarray(query["text"], dtype=np.float32)),
             "text_mask": torch.from_numpy(np.asarray(query["text_mask"], dtype=bool)),

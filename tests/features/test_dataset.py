@@ -148,6 +148,18 @@ def test_explicit_frames_for_prediction_passes(store_root):
     assert torch.equal(item["image"], torch.from_numpy(_features()["image"][[5, 1, 1]]))
 
 
+def test_pass_items_equal_single_reads(store_root):
+    # Both queries share the entry: one read serves both (the second hits the kept entry).
+    for in_memory in (False, True):
+        ds = FeatureDataset(store_root, "train", num_frames=3, in_memory=in_memory)
+        passes = [np.array([0, 2, 4]), np.array([1, 3, 5]), np.array([5, 5, 5])]
+        for index in (0, 1):
+            got = ds.pass_items(index, passes)
+            assert len(got) == 3
+            for idx, item in zip(passes, got, strict=True):
+                _assert_items_equal(item, ds.item(index, frames=idx))
+
+
 def test_collate_pads_text(store_root):
     ds = FeatureDataset(store_root, "train", num_frames=4)
     batch = collate([ds[0], ds[1]])
