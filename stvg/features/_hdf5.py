@@ -37,12 +37,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+
+from stvg.features._cache import Lru
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Hdf5Part:
         self.writable = writable
         self.batch_entries = batch_entries
         self._files: dict[str, h5py.File] = {}
-        self._datasets: OrderedDict[tuple[str, str, str], h5py.Dataset] = OrderedDict()
+        self._datasets = Lru(_CACHE_SIZE)  # (kind, key, name) -> open h5py.Dataset
         self._pid = os.getpid()
         # kind -> key -> (file name relative to the part, attributes)
         self._complete: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
@@ -157,14 +158,9 @@ class Hdf5Part:
 
     def _dataset(self, kind: str, key: str, name: str) -> h5py.Dataset:
         handle = (kind, key, name)
-        dataset = self._datasets.get(handle) if self._pid == os.getpid() else None
+        dataset = self._datasets.recall(handle) if self._pid == os.getpid() else None
         if dataset is None:
-            dataset = self._group(kind, key)[name]
-            self._datasets[handle] = dataset
-            if len(self._datasets) > _CACHE_SIZE:
-                self._datasets.popitem(last=False)
-        else:
-            self._datasets.move_to_end(handle)
+            dataset = self._datasets.keep(handle, self._group(kind, key)[name])
         return dataset
 
     def length(self, kind: str, key: str, name: str) -> int:

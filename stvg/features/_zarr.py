@@ -27,13 +27,14 @@ import logging
 import math
 import os
 import shutil
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+
+from stvg.features._cache import Lru
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class ZarrPart:
     def __init__(self, path: str | Path, *, writable: bool = False) -> None:
         self.path = Path(path)
         self.writable = writable
-        self._arrays: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
-        self._small: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+        self._arrays = Lru(_CACHE_SIZE)  # (kind, key, name) -> open zarr array
+        self._small = Lru(_CACHE_SIZE)  # (kind, key, name) -> whole small array
         self._complete: dict[str, dict[str, dict[str, Any]]] = {}
         self._incomplete: dict[str, list[str]] = {}
         if writable:
@@ -113,14 +114,11 @@ class ZarrPart:
 
     def _array(self, kind: str, key: str, name: str) -> Any:
         handle = (kind, key, name)
-        array = self._arrays.get(handle)
+        array = self._arrays.recall(handle)
         if array is None:
-            array = zarr.open_array(str(self.path / kind / key / name), mode="r")
-            self._arrays[handle] = array
-            if len(self._arrays) > _CACHE_SIZE:
-                self._arrays.popitem(last=False)
-        else:
-            self._arrays.move_to_end(handle)
+            array = self._arrays.keep(
+                handle, zarr.open_array(str(self.path / kind / key / name), mode="r")
+            )
         return array
 
     def length(self, kind: str, key: str, name: str) -> int:
@@ -137,13 +135,11 @@ class ZarrPart:
         """
         if rows is None:
             handle = (kind, key, name)
-            cached = self._small.get(handle)
+            cached = self._small.recall(handle)
             if cached is None:
                 cached = np.asarray(self._array(kind, key, name)[...])
                 if cached.nbytes <= _SMALL_BYTES:
-                    self._small[handle] = cached
-                    if len(self._small) > _CACHE_SIZE:
-                        self._small.popitem(last=False)
+                    self._small.keep(handle, cached)
             return cached
         array = self._array(kind, key, name)
         if isinstance(rows, slice):
