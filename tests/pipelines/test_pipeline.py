@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tiny_settings import TINY_EXTRACT, TINY_TRAIN
 from typer.testing import CliRunner
 
 from stvg.cli import app
@@ -13,21 +14,10 @@ from stvg.pipelines.benchmark import PipelineConfig, format_report, run_pipeline
 pytestmark = pytest.mark.slow
 
 TINY_SYNTH = {"videos": 4, "seconds": 2.0, "fps": 10.0, "size": (64, 48)}
-TINY_EXTRACT = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
-TINY_TRAIN = [
-    "max_steps=3",
-    "num_frames=4",
-    "batch_size=2",
-    "model.d_model=32",
-    "model.n_layers=1",
-    "model.n_encoder_layers=1",
-    "model.n_heads=2",
-    "model.dim_feedforward=32",
-    "model.d_map=16",
-]
+PIPELINE_TRAIN = ["max_steps=3", *TINY_TRAIN]
 
 
-def tiny(out, train=TINY_TRAIN) -> PipelineConfig:
+def tiny(out, train=PIPELINE_TRAIN) -> PipelineConfig:
     return PipelineConfig(
         out=out, synth=TINY_SYNTH, extract=TINY_EXTRACT, train=list(train), progress=False
     )
@@ -57,7 +47,7 @@ def test_pipeline_runs_skips_and_reruns_what_changed(tmp_path):
     assert {p: (out / p).stat().st_mtime_ns for p in first} == first
 
     # A training setting changed: train, predict and score run again; synth and extract do not.
-    results, _ = run_pipeline(tiny(out, [*TINY_TRAIN[1:], "max_steps=4"]))
+    results, _ = run_pipeline(tiny(out, [*TINY_TRAIN, "max_steps=4"]))
     assert ran(results) == {
         "synth": False,
         "extract": False,
@@ -69,7 +59,7 @@ def test_pipeline_runs_skips_and_reruns_what_changed(tmp_path):
     assert [json.loads(x)["step"] for x in lines if "loss" in x] == [1, 2, 3, 4]
 
     # --from predict reruns predict and score only.
-    results, _ = run_pipeline(tiny(out, [*TINY_TRAIN[1:], "max_steps=4"]), start="predict")
+    results, _ = run_pipeline(tiny(out, [*TINY_TRAIN, "max_steps=4"]), start="predict")
     assert [r.name for r in results if r.ran] == ["predict", "score"]
 
 

@@ -10,21 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tiny_settings import TINY_EXTRACT, TINY_TRAIN
 
 # Synthetic videos: 64x48, 2 s at 10 fps (20 frames).
 SYNTH = {"seconds": 2.0, "fps": 10.0, "size": (64, 48)}
-EXTRACT = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
+EXTRACT = TINY_EXTRACT
 EXTRACT_ARGS = [x for k, v in EXTRACT.items() for x in (f"--{k.replace('_', '-')}", str(v))]
-TRAIN_SETS = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "model.n_encoder_layers=1",
-    "model.n_heads=2",
-    "model.dim_feedforward=32",
-    "model.d_map=16",
-    "num_frames=4",
-    "batch_size=2",
-]
+TRAIN_SETS = TINY_TRAIN
 TRAIN_ARGS = [x for s in TRAIN_SETS for x in ("--set", s)]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_settings import TINY_EXTRACT, TINY_TRAIN
 
 from stvg.data.synth import synthesize
 from stvg.extract import run as extract
@@ -17,19 +18,7 @@ from stvg.extract.config import preset as extract_preset
 
 pytestmark = pytest.mark.slow  # torchrun + 2 processes: ~15-25 s on a shared 2-core CPU
 
-TINY_EXTRACT = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
-TINY_SETS = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "model.n_encoder_layers=1",
-    "model.n_heads=2",
-    "model.dim_feedforward=32",
-    "model.d_map=16",
-    "num_frames=4",
-    "batch_size=2",
-    "num_workers=1",
-    "in_memory=false",
-]
+TINY_SETS = [*TINY_TRAIN, "num_workers=1", "in_memory=false"]
 
 # Runs stvg.train.run under torchrun and dumps this rank's final weights. The trainer writes
 # files on rank 0 only, so the wrapped module is caught where DDP receives it.

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_settings import TINY_EXTRACT, TINY_TRAIN
 from typer.testing import CliRunner
 
 from stvg.cli import app
@@ -16,18 +17,7 @@ from stvg.extract import run as extract
 from stvg.extract.config import preset as extract_preset
 from stvg.train.config import resolve
 
-TINY_EXTRACT = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
-TINY_SETS = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "model.n_encoder_layers=1",
-    "model.n_heads=2",
-    "model.dim_feedforward=32",
-    "model.d_map=16",
-    "num_frames=4",
-    "batch_size=2",
-    "validate=false",
-]
+TINY_SETS = [*TINY_TRAIN, "validate=false"]
 
 runner = CliRunner()
 

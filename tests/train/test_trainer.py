@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_settings import TINY_EXTRACT, TINY_TRAIN
 
 from stvg.data.synth import synthesize
 from stvg.extract import run as extract
@@ -20,17 +21,6 @@ from stvg.models import build_model
 from stvg.train import run as train
 from stvg.train.config import resolve
 
-TINY_EXTRACT = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}
-TINY_MODEL = [
-    "model.d_model=32",
-    "model.n_layers=1",
-    "model.n_encoder_layers=1",
-    "model.n_heads=2",
-    "model.dim_feedforward=32",
-    "model.d_map=16",
-    "num_frames=4",
-    "batch_size=2",
-]
 CHECKPOINT_KEYS = {"model", "ema", "optimizer", "scheduler", "step", "rng", "config"}
 
 
@@ -60,7 +50,7 @@ def _lines(run: Path) -> list[dict]:
 
 def test_run_folder_metrics_and_checkpoints(features, tmp_path, one_thread):
     out = tmp_path / "run"
-    config = resolve("synthetic", [*TINY_MODEL, "max_steps=4", "checkpoint_every=3", "val_every=1"])
+    config = resolve("synthetic", [*TINY_TRAIN, "max_steps=4", "checkpoint_every=3", "val_every=1"])
     summary = train(features, out, config, progress=False)
     assert summary["steps"] == 4
     assert sorted(p.name for p in out.iterdir()) == [
@@ -108,7 +98,7 @@ def test_run_folder_metrics_and_checkpoints(features, tmp_path, one_thread):
 def test_ema_equals_hand_recomputation(features, tmp_path, one_thread):
     """Two steps with decay d = 0.5 from e0 = w0: e2 = d^2 w0 + d (1 - d) w1 + (1 - d) w2."""
     out = tmp_path / "run"
-    sets = [*TINY_MODEL, "ema_decay=0.5", "validate=false", "lr=0.01", "lr_schedule=constant"]
+    sets = [*TINY_TRAIN, "ema_decay=0.5", "validate=false", "lr=0.01", "lr_schedule=constant"]
     sets += ["warmup_steps=0"]  # a constant rate: the second step moves the weights too
     train(features, out, resolve("synthetic", [*sets, "max_steps=1"]), progress=False)
     first = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -151,7 +141,7 @@ def test_resume_after_sigkill_equals_uninterrupted(features, tmp_path):
         "--max-steps",
         str(steps),
     ]
-    for item in [*TINY_MODEL, f"checkpoint_every={every}"]:
+    for item in [*TINY_TRAIN, f"checkpoint_every={every}"]:
         args += ["--set", item]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run(_cli(*args, "--out", str(whole)), env=_env(), check=True, capture_output=True)
@@ -190,7 +180,7 @@ def test_resume_after_sigkill_equals_uninterrupted(features, tmp_path):
 
 def test_resume_mid_epoch_sees_the_same_batches(features, tmp_path, one_thread):
     """Stop after an odd step count (mid-epoch), resume in-process: same losses as one run."""
-    sets = [*TINY_MODEL, "validate=false", "checkpoint_every=100"]
+    sets = [*TINY_TRAIN, "validate=false", "checkpoint_every=100"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     train(features, whole, resolve("synthetic", [*sets, "max_steps=5"]), progress=False)
     train(features, cut, resolve("synthetic", [*sets, "max_steps=3"]), progress=False)
