@@ -124,21 +124,32 @@ def box_losses(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return l1, (1 - giou).sum() / n
 
 
-def box_cell_shares(boxes: Tensor, h: int, w: int) -> Tensor:
+def box_cell_shares(
+    boxes: Tensor, h: int, w: int, rows: Tensor | None = None, cols: Tensor | None = None
+) -> Tensor:
     """The share of each box in each cell of an ``h x w`` grid over the unit square.
 
     ``boxes`` [..., 4] normalized cxcywh. Cell ``(i, j)`` covers ``[j / w, (j + 1) / w) x
     [i / h, (i + 1) / h)``. Returns [..., h, w]: ``area(cell & box) / area(box)`` (sums to 1 for
-    a box inside the image; all zeros for an empty box).
+    a box inside the image; all zeros for an empty box). With ``rows`` and ``cols`` (tensors
+    broadcastable to ``boxes[..., 0]``) the unit square is only the top-left ``rows x cols``
+    cells of each box's grid (a grid padded in a batch): cell ``(i, j)`` covers
+    ``[j / cols, (j + 1) / cols) x [i / rows, (i + 1) / rows)``, and the cells past them start
+    at or beyond 1, so they get nothing.
     """
     x1, y1, x2, y2 = box_cxcywh_to_xyxy(boxes.float()).clamp(0.0, 1.0).unbind(-1)
-    edges_x = torch.arange(w + 1, device=boxes.device, dtype=torch.float32) / w
-    edges_y = torch.arange(h + 1, device=boxes.device, dtype=torch.float32) / h
+    device = boxes.device
+    rows = torch.tensor(h, device=device) if rows is None else rows.to(device)
+    cols = torch.tensor(w, device=device) if cols is None else cols.to(device)
+    edges_x = torch.arange(w + 1, device=device, dtype=torch.float32) / cols[..., None]
+    edges_y = torch.arange(h + 1, device=device, dtype=torch.float32) / rows[..., None]
     over_x = (
-        torch.minimum(edges_x[1:], x2[..., None]) - torch.maximum(edges_x[:-1], x1[..., None])
+        torch.minimum(edges_x[..., 1:], x2[..., None])
+        - torch.maximum(edges_x[..., :-1], x1[..., None])
     ).clamp(min=0)  # [..., w]
     over_y = (
-        torch.minimum(edges_y[1:], y2[..., None]) - torch.maximum(edges_y[:-1], y1[..., None])
+        torch.minimum(edges_y[..., 1:], y2[..., None])
+        - torch.maximum(edges_y[..., :-1], y1[..., None])
     ).clamp(min=0)  # [..., h]
     area = over_y[..., :, None] * over_x[..., None, :]  # [..., h, w]
     return area / area.sum((-2, -1), keepdim=True).clamp(min=1e-12)
@@ -161,10 +172,9 @@ def attention_box_loss(
     if valid is None:
         valid = torch.ones(b, h, w, dtype=torch.bool, device=attention.device)
     valid = valid.bool()
-    shares = torch.zeros(b, ts, h, w, device=attention.device)
-    for k in range(b):  # each sample's boxes on its own valid grid
-        rows, cols = int(valid[k, :, 0].sum()), int(valid[k, 0, :].sum())
-        shares[k, :, :rows, :cols] = box_cell_shares(boxes[k], rows, cols)
+    rows = valid[:, :, 0].sum(1).clamp(min=1)[:, None]  # [B, 1]: each sample's valid grid
+    cols = valid[:, 0, :].sum(1).clamp(min=1)[:, None]
+    shares = box_cell_shares(boxes, h, w, rows, cols)  # [B, Ts, h, w]
     mass = attention.float() * valid[:, None, None]
     log_p = (mass.clamp(min=1e-12) / mass.sum((-2, -1), keepdim=True).clamp(min=1e-12)).log()
     per_frame = -(shares[:, None] * log_p).sum((-2, -1))  # [B, N, Ts]

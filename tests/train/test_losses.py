@@ -149,6 +149,22 @@ def test_box_cell_shares_by_hand():
     assert torch.equal(box_cell_shares(torch.zeros(4), 2, 2), torch.zeros(2, 2))
 
 
+def test_box_cell_shares_on_padded_grids_equal_each_grid_alone():
+    # a batch of three grids padded to 3 x 4: each sample's shares are those of its own grid
+    # (computed alone, as before batching) in the top-left corner, zeros elsewhere
+    boxes = torch.tensor([[0.3, 0.6, 0.4, 0.5], [0.7, 0.2, 0.2, 0.3], [0.5, 0.5, 1.0, 1.0]])
+    sizes = [(3, 4), (2, 3), (1, 2)]
+    rows = torch.tensor([[r] for r, _ in sizes])
+    cols = torch.tensor([[c] for _, c in sizes])
+    got = box_cell_shares(boxes[:, None], 3, 4, rows, cols)[:, 0]  # [3, 3, 4]
+    for k, (r, c) in enumerate(sizes):
+        want = torch.zeros(3, 4)
+        want[:r, :c] = box_cell_shares(boxes[k], r, c)
+        assert torch.equal(got[k], want), k
+    # the last box covers its whole 1 x 2 grid: half in each cell
+    assert got[2, 0, :2].tolist() == [0.5, 0.5]
+
+
 def test_attention_box_loss_by_hand():
     box_in_first_cell = torch.tensor([0.25, 0.25, 0.5, 0.5])
     boxes = box_in_first_cell.expand(1, 2, 4)  # [B=1, Ts=2, 4]
