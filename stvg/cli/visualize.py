@@ -73,6 +73,6 @@ def plot_command(
 ) -> None:
     """Plot a run's training curves (loss and its terms, learning rate, validation m_vIoU /
     m_tIoU / m_sIoU) against the step; a last line cut by a running trainer is skipped."""
-    from stvg.evaluate.pictures import plot_metrics
+    from stvg.evaluate.curves import plot_metrics
 
     typer.echo(str(plot_metrics(run, out)))
