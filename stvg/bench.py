@@ -363,10 +363,11 @@ def bench_random_read(root: str | Path, quick: bool = False) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- bench train
 def _write_random_store(root: Path, videos: int, frames: int, seed: int = 0) -> None:
-    """A store with the shapes of the light random-weight encoders' features, random values (fp16).
+    """A store with the shapes of the synthetic demo's features, random values (fp16).
 
-    Per video: ``frames`` static maps [256, 8, 10] (ResNet18 layer3 of 120x160 frames), 16
-    clips [512, 7, 7], two queries of 10-14 tokens [768]. Values do not matter for speed.
+    Per video: ``frames`` static maps [192, 8, 10] (the ``pixels`` encoder's 16-px cells of
+    120x160 frames), 16 clips [27, 7, 7] (``pixelflow``), two queries of 10-14 tokens [768].
+    Values do not matter for speed.
     """
     from stvg.data.sample import Sample
     from stvg.features.manifest import Manifest
@@ -382,9 +383,9 @@ def _write_random_store(root: Path, videos: int, frames: int, seed: int = 0) -> 
             writer.write_video(
                 entry,
                 np.arange(0, length, 2),
-                rng.random((frames, 256, 8, 10), dtype=np.float32),
+                rng.random((frames, 192, 8, 10), dtype=np.float32),
                 spans,
-                rng.random((16, 512, 7, 7), dtype=np.float32),
+                rng.random((16, 27, 7, 7), dtype=np.float32),
             )
             for q in range(2):
                 tokens = int(rng.integers(10, 15))
@@ -408,7 +409,7 @@ def _write_random_store(root: Path, videos: int, frames: int, seed: int = 0) -> 
 def bench_train(quick: bool) -> dict[str, Any]:
     """Training step time with features in RAM / the same step reading the store lazily.
 
-    Same model (the ``synthetic`` presets: d=64, N=2, Ts=16, batch 8), same batches (the
+    Same model (the ``synthetic`` presets: d=64, N=2, Ts=8, batch 8), same batches (the
     trainer's :class:`~stvg.train.trainer.RankBatches` order) and same step (forward, the four
     losses, backward, clip, AdamW, EMA). The RAM path is ``FeatureDataset(in_memory=True)`` read in
     the main process; the store path is the trainer's: ``FeatureDataset`` reading zarr lazily in
@@ -434,11 +435,11 @@ def bench_train(quick: bool) -> dict[str, Any]:
     weights = config.loss_weights()
     with tempfile.TemporaryDirectory(prefix="stvg-bench-train-") as tmp:
         root = Path(tmp) / "features"
-        _write_random_store(root, videos=videos, frames=15)
+        _write_random_store(root, videos=videos, frames=30)
         ram = FeatureDataset(root, "train", config.num_frames, in_memory=True)
         lazy = FeatureDataset(root, "train", config.num_frames)
         torch.manual_seed(0)
-        model_cfg = CSDVLConfig.from_preset("synthetic", image_channels=256, motion_channels=512)
+        model_cfg = CSDVLConfig.from_preset("synthetic")  # 192 / 27 channels, as the store
         model = build_model(model_cfg)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
         ema = EMA(model, config.ema_decay)

@@ -55,27 +55,49 @@ def frames_to_clips(x: Tensor, clips: int) -> Tensor:
     return y.transpose(1, 2).reshape(b, clips, *rest)
 
 
+class GridSizes:
+    """The unpadded ``h_b x w_b`` part of each sample's static grid, grouped by size.
+
+    ``groups``: ``(rows, h_b, w_b)`` per distinct size, ``rows`` [B] bool the samples with it.
+    Reading the sizes takes a host sync, so the model builds this once per forward and every
+    layer's alignment reuses it.
+    """
+
+    def __init__(self, groups: list[tuple[Tensor, int, int]]) -> None:
+        self.groups = groups
+
+    @classmethod
+    def of(cls, valid: Tensor) -> GridSizes:
+        """From ``valid`` [B, h, w] bool, valid cells in the top-left corner of each grid."""
+        sizes = torch.stack([valid[:, :, 0].sum(1), valid[:, 0, :].sum(1)], dim=1).clamp(min=1)
+        return cls(
+            [
+                ((sizes == torch.tensor([hb, wb], device=sizes.device)).all(1), hb, wb)
+                for hb, wb in torch.unique(sizes, dim=0).tolist()
+            ]
+        )
+
+
 def align_attention(
-    attn: Tensor, clips: int, grid: tuple[int, int], valid: Tensor | None = None
+    attn: Tensor, clips: int, grid: tuple[int, int], valid: Tensor | GridSizes | None = None
 ) -> Tensor:
     """Align static maps ``A`` [B, Ts, h, w] to the dynamic layout: [B, Td, h2*w2].
 
     Space: a clip is its frames padded at the right and bottom to a square (DESIGN section 6),
-    so the valid ``h_b x w_b`` part of sample ``b``'s map (``valid`` [B, h, w] bool; all of it
-    when ``None``) is padded the same way with zeros to ``max(h_b, w_b)`` square, then resized
-    bilinearly (antialiased when shrinking) to ``grid``; ``grid == (1, 1)`` is the spatial mean
-    (the "w/o spatial" ablation). Time: the mean over the frames of each clip.
+    so the valid ``h_b x w_b`` part of sample ``b``'s map (``valid`` [B, h, w] bool, or its
+    :class:`GridSizes`; all of it when ``None``) is padded the same way with zeros to
+    ``max(h_b, w_b)`` square, then resized bilinearly (antialiased when shrinking) to ``grid``;
+    ``grid == (1, 1)`` is the spatial mean (the "w/o spatial" ablation). Time: the mean over the
+    frames of each clip.
     """
     b, ts, h, w = attn.shape
     if grid == (1, 1):
         return frames_to_clips(attn.mean(dim=(2, 3)).unsqueeze(-1), clips)
     if valid is None:
-        sizes = torch.tensor([[h, w]], device=attn.device).expand(b, 2)
-    else:
-        sizes = torch.stack([valid[:, :, 0].sum(1), valid[:, 0, :].sum(1)], dim=1).clamp(min=1)
+        valid = torch.ones(b, h, w, dtype=torch.bool, device=attn.device)
+    sizes = valid if isinstance(valid, GridSizes) else GridSizes.of(valid)
     out = attn.new_empty(b, ts, grid[0] * grid[1])
-    for hb, wb in torch.unique(sizes, dim=0).tolist():
-        rows = (sizes == torch.tensor([hb, wb], device=sizes.device)).all(1)
+    for rows, hb, wb in sizes.groups:
         side = max(hb, wb)
         square = F.pad(attn[rows, :, :hb, :wb], (0, side - wb, 0, side - hb))
         if (side, side) != grid:
@@ -198,11 +220,11 @@ class CollaborationBlock(nn.Module):
         clip_index: Tensor,
         space_pos: Tensor,
         frame_pos: Tensor,
-        valid: Tensor | None = None,
+        valid: Tensor | GridSizes | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``queries`` [B, Ts, d]; ``fv`` [B, Td, S, d]; ``attn`` [B, Ts, h, w] (A^i);
         ``grid`` = (h2, w2); ``clip_index`` [B, Ts]; ``space_pos`` [S, d]; ``frame_pos`` [Ts, d];
-        ``valid`` [B, h, w]: the unpadded cells of the static maps (see :func:`align_attention`)."""
+        ``valid``: the unpadded cells of the static maps (see :func:`align_attention`)."""
         if self.fusion is not None:
             return self.fusion(queries, fv, clip_index)
         new_q, new_f = queries, fv

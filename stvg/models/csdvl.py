@@ -44,6 +44,7 @@ from stvg.errors import InputError
 from stvg.models.collaboration import (
     COLLAB_MODES,
     CollaborationBlock,
+    GridSizes,
     align_attention,
     frame_to_clip_index,
 )
@@ -281,6 +282,10 @@ class CSDVL(nn.Module):
         fv, hl, grid = self.dynamic.embed(motion, text)
         time_pos, space_pos = self.dynamic.positions(td, grid, device)
 
+        # Each layer's eq. (2) and the attention pooling align maps to the clips by the valid
+        # grid sizes: read them once (a host sync) when something will use them.
+        aligns = self.cfg.collab in ("s2d", "full") or self.cfg.dynamic_pool == "attention"
+        sizes = GridSizes.of(image_valid) if aligns else image_valid
         maps = []
         for i in range(self.cfg.n_layers):
             queries, attn = self.static.decoder[i](
@@ -291,10 +296,10 @@ class CSDVL(nn.Module):
             fv, hl = self.dynamic.layers[i](fv, hl, text_mask, time_pos, space_pos)
             if self.collab:
                 queries, fv = self.collab[i](
-                    queries, fv, attn, grid, clip_index, space_pos, frame_pos, image_valid
+                    queries, fv, attn, grid, clip_index, space_pos, frame_pos, sizes
                 )
 
-        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool, image_valid)  # [B,Td,d]
+        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool, sizes)  # [B,Td,d]
         mask = self.map_mask(td, device)
         sentence = masked_mean(hl, text_mask) if self.cfg.temporal_text_fusion else None
         return {
@@ -308,12 +313,17 @@ class CSDVL(nn.Module):
 
 
 def pool_dynamic(
-    fv: Tensor, attn: Tensor, grid: tuple[int, int], mode: str, valid: Tensor | None = None
+    fv: Tensor,
+    attn: Tensor,
+    grid: tuple[int, int],
+    mode: str,
+    valid: Tensor | GridSizes | None = None,
 ) -> Tensor:
     """``F_d`` [B, Td, d] from the dynamic features ``fv`` [B, Td, S, d].
 
     ``mode="mean"``: the spatial mean (the paper). ``"attention"``: the average weighted by the
-    static maps ``attn`` [B, Ts, h, w] (unpadded cells ``valid`` [B, h, w]) aligned to the clips
+    static maps ``attn`` [B, Ts, h, w] (unpadded cells ``valid`` [B, h, w] or their
+    :class:`~stvg.models.collaboration.GridSizes`) aligned to the clips
     and the ``grid`` as eq. (2) aligns them (:func:`~stvg.models.collaboration.align_attention`),
     renormalized per clip.
     """

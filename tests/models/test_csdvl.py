@@ -5,7 +5,7 @@ import torch
 
 from stvg.errors import InputError
 from stvg.models import CSDVL, CSDVLConfig, build_model, proposal_mask
-from stvg.models.collaboration import COLLAB_MODES
+from stvg.models.collaboration import COLLAB_MODES, GridSizes
 
 B, TS, TD, H, W, H2, W2, L = 2, 6, 4, 3, 4, 2, 2, 5
 
@@ -164,3 +164,30 @@ def test_config_presets_and_validation():
         CSDVLConfig.from_preset("kinetics")
     net = build_model({**tiny().to_dict(), "collab": "d2s"})
     assert net.cfg.collab == "d2s" and len(net.collab) == 2
+
+
+@pytest.mark.parametrize(
+    ("collab", "pool", "reads"), [("full", "attention", 1), ("s2d", "mean", 1), ("d2s", "mean", 0)]
+)
+def test_grid_sizes_are_read_once_per_forward(monkeypatch, collab, pool, reads):
+    # reading the valid sizes is a host sync: once per forward, not once per layer, and not at
+    # all when nothing aligns maps (d2s with mean pooling)
+    calls = []
+    original = GridSizes.of.__func__
+    monkeypatch.setattr(
+        GridSizes, "of", classmethod(lambda cls, v: calls.append(1) or original(cls, v))
+    )
+    inputs = batch()
+    inputs["image_mask"] = torch.ones(B, H, W, dtype=torch.bool)
+    inputs["image_mask"][1, :, 3] = False
+    with torch.no_grad():
+        model(collab=collab, dynamic_pool=pool, n_layers=3)(inputs)
+    assert len(calls) == reads
+
+
+def test_grid_sizes_group_the_samples_by_valid_size():
+    valid = torch.zeros(3, 2, 4, dtype=torch.bool)
+    valid[0], valid[2] = True, True  # 2 x 4
+    valid[1, :2, :2] = True  # 2 x 2, batch-padded
+    groups = [(rows.tolist(), hb, wb) for rows, hb, wb in GridSizes.of(valid).groups]
+    assert groups == [([False, True, False], 2, 2), ([True, False, True], 2, 4)]
