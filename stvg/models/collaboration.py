@@ -55,6 +55,12 @@ def frames_to_clips(x: Tensor, clips: int) -> Tensor:
     return y.transpose(1, 2).reshape(b, clips, *rest)
 
 
+def valid_extent(valid: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows and columns [B] long (at least 1) of each sample's valid part of ``valid`` [B, h, w]
+    bool, which sits in the top-left corner of the batch-padded grid."""
+    return valid[:, :, 0].sum(1).clamp(min=1), valid[:, 0, :].sum(1).clamp(min=1)
+
+
 class GridSizes:
     """The unpadded ``h_b x w_b`` part of each sample's static grid, grouped by size.
 
@@ -69,7 +75,7 @@ class GridSizes:
     @classmethod
     def of(cls, valid: Tensor) -> GridSizes:
         """From ``valid`` [B, h, w] bool, valid cells in the top-left corner of each grid."""
-        sizes = torch.stack([valid[:, :, 0].sum(1), valid[:, 0, :].sum(1)], dim=1).clamp(min=1)
+        sizes = torch.stack(valid_extent(valid), dim=1)
         return cls(
             [
                 ((sizes == torch.tensor([hb, wb], device=sizes.device)).all(1), hb, wb)

@@ -47,6 +47,7 @@ from stvg.models.collaboration import (
     GridSizes,
     align_attention,
     frame_to_clip_index,
+    valid_extent,
 )
 from stvg.models.dynamic_stream import DynamicStream
 from stvg.models.heads import (
@@ -348,9 +349,8 @@ def attention_centre(attn: Tensor, valid: Tensor) -> Tensor:
     Returns [B, Ts, 2].
     """
     b, ts, h, w = attn.shape
+    rows, cols = (n.to(attn.dtype) for n in valid_extent(valid))  # [B] each
     valid = valid.to(attn.dtype)
-    rows = valid[:, :, 0].sum(1).clamp(min=1)  # [B] valid rows
-    cols = valid[:, 0, :].sum(1).clamp(min=1)  # [B] valid columns
     ys = (torch.arange(h, device=attn.device, dtype=attn.dtype) + 0.5)[None] / rows[:, None]
     xs = (torch.arange(w, device=attn.device, dtype=attn.dtype) + 0.5)[None] / cols[:, None]
     mass = attn * valid[:, None]

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy, generalized_box_iou
+from stvg.models.collaboration import valid_extent
 
 DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"l1": 5.0, "giou": 2.0, "tg": 5.0, "ta": 1.0}
 MIN_IOU = 0.5
@@ -172,9 +173,8 @@ def attention_box_loss(
     if valid is None:
         valid = torch.ones(b, h, w, dtype=torch.bool, device=attention.device)
     valid = valid.bool()
-    rows = valid[:, :, 0].sum(1).clamp(min=1)[:, None]  # [B, 1]: each sample's valid grid
-    cols = valid[:, 0, :].sum(1).clamp(min=1)[:, None]
-    shares = box_cell_shares(boxes, h, w, rows, cols)  # [B, Ts, h, w]
+    rows, cols = valid_extent(valid)  # [B] each sample's valid grid
+    shares = box_cell_shares(boxes, h, w, rows[:, None], cols[:, None])  # [B, Ts, h, w]
     mass = attention.float() * valid[:, None, None]
     log_p = (mass.clamp(min=1e-12) / mass.sum((-2, -1), keepdim=True).clamp(min=1e-12)).log()
     per_frame = -(shares[:, None] * log_p).sum((-2, -1))  # [B, N, Ts]
