@@ -35,6 +35,12 @@ def score_command(
     missing: str = typer.Option(
         "error", help="Samples without a prediction: error (list them) or zero (score them 0)."
     ),
+    group_by: str = typer.Option(
+        "qtype",
+        "--group-by",
+        help="Rows: qtype (declarative / interrogative) or extra.KEY of the annotations "
+        "(extra.kind: the synthetic benchmark's kinds).",
+    ),
     json_out: Path = typer.Option(
         None, "--json", help="Also write {group: {metric: fraction}} to this JSON file."
     ),
@@ -44,7 +50,7 @@ def score_command(
     Either a predictions file against annotations, or --run RUN --features DIR --split S: the
     run's tubes for that split, scored against the split's own annotations (stage three).
 
-    Rows: one per query type present, plus "all".
+    Rows: one per query type present (or per value of --group-by extra.KEY), plus "all".
     Columns: m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 (strict >), m_sIoU, count.
     The --json file holds the same numbers as fractions in [0, 1].
     """
@@ -52,6 +58,11 @@ def score_command(
     from stvg.errors import InputError
     from stvg.evaluate.score import format_table, score, score_files
 
+    if group_by != "qtype" and not group_by.startswith("extra."):
+        raise InputError(
+            f"unknown grouping {group_by!r}; give qtype or extra.KEY (e.g. extra.kind)",
+            field="--group-by",
+        )
     if run is not None:
         from stvg.evaluate.predict import predict_split
 
@@ -60,7 +71,7 @@ def score_command(
                 "--run needs --features DIR (the store to predict from)", field="--features"
             )
         preds, split_annotations = predict_split(run, features, split, device=device)
-        results = score(split_annotations, preds, protocol, missing=missing)
+        results = score(split_annotations, preds, protocol, missing=missing, group_by=group_by)
     elif annotations is None or predictions is None:
         raise InputError(
             "give --annotations and --predictions, or --run with --features and --split",
@@ -68,7 +79,13 @@ def score_command(
         )
     else:
         results, _ = score_files(
-            annotations, predictions, protocol, format=format, boxes_dir=boxes_dir, missing=missing
+            annotations,
+            predictions,
+            protocol,
+            format=format,
+            boxes_dir=boxes_dir,
+            missing=missing,
+            group_by=group_by,
         )
     if json_out is not None:
         write_json_atomic(json_out, results, indent=2)

@@ -159,6 +159,7 @@ def score_files(
     format: str | None = None,
     boxes_dir: str | Path | None = None,
     missing: str = "error",
+    group_by: str = "qtype",
 ) -> tuple[Results, Annotations]:
     """Load annotations (any format, see ``stvg.data.formats``) and predictions, then :func:`score`.
 
@@ -170,7 +171,7 @@ def score_files(
     check_protocol(protocol)
     annotations = load_annotations(annotations_path, format, boxes_dir=boxes_dir)
     predictions = read_predictions(predictions_path)
-    return score(annotations, predictions, protocol, missing), annotations
+    return score(annotations, predictions, protocol, missing, group_by), annotations
 
 
 def _cell(value: Any) -> str:

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stvg.cli import app
-from stvg.data.sample import Annotations, Sample
+from stvg.data.sample import Annotations, Sample, write_normalized
 from stvg.errors import InputError
 from stvg.evaluate import format_table, score
 from stvg.evaluate.predictions import (
@@ -258,3 +258,25 @@ def test_cli_tubedetr_needs_boxes_on_sampled_gt_frames(tmp_path):
     result = run("--annotations", HCSTVG, "--predictions", write(tmp_path, preds))
     assert result.exit_code == 2
     assert "12_ccccccccccc.mp4" in result.stderr and "'boxes.50'" in result.stderr
+
+
+def test_cli_group_by_an_extra_key(tmp_path):
+    # three samples of two kinds (one without the key: group "-"); b is half right
+    samples = [sample("a", (2, 6)), sample("b", (0, 4)), sample("c", (4, 8))]
+    samples[0].extra["kind"], samples[1].extra["kind"] = "easy", "hard"
+    ann = tmp_path / "ann.json"
+    write_normalized(Annotations(samples=samples), ann)
+    preds = {"a": perfect((2, 6)), "b": perfect((0, 2)), "c": perfect((4, 8))}
+    pred = tmp_path / "pred.json"
+    write_predictions(pred, preds)
+    out = tmp_path / "out.json"
+    result = run(
+        "--annotations", ann, "--predictions", pred, "--group-by", "extra.kind", "--json", out
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert list(data) == ["-", "easy", "hard", "all"]
+    assert [data[g]["m_tIoU"] for g in data] == [1.0, 1.0, 0.5, pytest.approx(2.5 / 3)]
+    assert "easy" in result.stdout and "hard" in result.stdout
+    bad = run("--annotations", ann, "--predictions", pred, "--group-by", "kind")
+    assert bad.exit_code == 2 and "--group-by" in bad.output and "extra.kind" in bad.output
