@@ -432,6 +432,11 @@ class FeatureStore:
         self.refresh()
 
 
+# Read a covering slice when the asked rows fill at least 1/_DENSE of it (a training draw or a
+# prediction pass over an entry does); a row selection only for sparse picks.
+_DENSE = 4
+
+
 def _positions(rows: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Sorted unique rows to read, and how to put them back in the asked order."""
     if rows is None:
@@ -450,10 +455,12 @@ def _read_rows(part: Any, kind: str, key: str, name: str, rows: Any) -> np.ndarr
         raise IndexError(
             f"{name} of {key!r}: positions must lie in [0, {n}), got {unique[0]}..{unique[-1]}"
         )
-    if (
-        unique.size and unique[-1] - unique[0] + 1 == unique.size
-    ):  # one run: a plain slice is faster
-        return part.read(kind, key, name, slice(int(unique[0]), int(unique[-1]) + 1))[inverse]
+    if unique.size and unique[-1] - unique[0] + 1 <= _DENSE * unique.size:
+        # One slice over the rows, then numpy: a row selection costs zarr ~2.5 ms a row
+        # (20.9 ms for 8 rows of 30 against 4.1 ms for all 30, BENCHMARKS.md).
+        first = int(unique[0])
+        block = part.read(kind, key, name, slice(first, int(unique[-1]) + 1))
+        return block[(unique - first)[inverse]]
     return part.read(kind, key, name, unique)[inverse]
 
 

@@ -399,11 +399,13 @@ class TestStoreConformance:
         with store.writer("train") as w:
             write_entry(w, 0, **sizes)
         a = entry_arrays(0, **sizes)
-        got = store.video(entry_id(0), "train", frames=[17, 3, 3, 0], clips=[2])
-        np.testing.assert_array_equal(got["frame_ids"], a["frame_ids"][[17, 3, 3, 0]])
-        np.testing.assert_array_equal(got["image"], fp16(a["image"][[17, 3, 3, 0]]))
-        np.testing.assert_array_equal(got["clip_spans"], a["clip_spans"][[2]])
-        np.testing.assert_array_equal(got["motion"], fp16(a["motion"][[2]]))
+        # sparse picks (a row selection), dense ones (a covering slice), one run, repeats
+        for frames in ([17, 3, 3, 0], [9, 5, 7, 5, 11, 6], [4, 5, 6], [19]):
+            got = store.video(entry_id(0), "train", frames=frames, clips=[2])
+            np.testing.assert_array_equal(got["frame_ids"], a["frame_ids"][frames])
+            np.testing.assert_array_equal(got["image"], fp16(a["image"][frames]))
+            np.testing.assert_array_equal(got["clip_spans"], a["clip_spans"][[2]])
+            np.testing.assert_array_equal(got["motion"], fp16(a["motion"][[2]]))
         with pytest.raises(IndexError, match=r"\[0, 20\)"):
             store.video(entry_id(0), "train", frames=[20])
 
