@@ -432,8 +432,8 @@ class FeatureStore:
         self.refresh()
 
 
-# Read a covering slice when the asked rows fill at least 1/_DENSE of it (a training draw or a
-# prediction pass over an entry does); a row selection only for sparse picks.
+# Read a covering slice when the asked rows fill at least 1/_DENSE of it (a training draw does);
+# a row selection only for sparse picks.
 _DENSE = 4
 
 
