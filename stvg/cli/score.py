@@ -56,13 +56,9 @@ def score_command(
     """
     from stvg.data.sample import write_json_atomic
     from stvg.errors import InputError
-    from stvg.evaluate.score import format_table, score, score_files
+    from stvg.evaluate.score import check_group_by, format_table, score, score_files
 
-    if group_by != "qtype" and not group_by.startswith("extra."):
-        raise InputError(
-            f"unknown grouping {group_by!r}; give qtype or extra.KEY (e.g. extra.kind)",
-            field="--group-by",
-        )
+    check_group_by(group_by)  # before a --run spends minutes predicting
     if run is not None:
         from stvg.evaluate.predict import predict_split
 

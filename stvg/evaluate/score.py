@@ -118,6 +118,15 @@ def _aggregate(scores: list[SampleScore]) -> dict[str, Any]:
     return {key: out[key] for key in METRICS}
 
 
+def check_group_by(group_by: str) -> None:
+    """Refuse a grouping other than ``qtype`` or ``extra.KEY`` (field ``--group-by``)."""
+    if group_by != "qtype" and not group_by.startswith("extra."):
+        raise InputError(
+            f"unknown grouping {group_by!r}; give qtype or extra.KEY (e.g. extra.kind)",
+            field="--group-by",
+        )
+
+
 def score(
     annotations: Annotations,
     predictions: Predictions | Mapping[str, Prediction | Mapping[str, Any]],
@@ -136,15 +145,14 @@ def score(
     ``missing="zero"`` scores them 0. Returns ``{group: {metric: value}}``; see the module
     docstring.
     """
+    check_group_by(group_by)
     per_sample = score_per_sample(annotations, predictions, protocol, missing)
     groups: dict[str, list[SampleScore]] = {}
     for sample in annotations.samples:
         if group_by == "qtype":
             key = sample.qtype
-        elif group_by.startswith("extra."):
-            key = str(sample.extra.get(group_by[len("extra.") :], "-"))
         else:
-            raise ValueError(f"group_by must be 'qtype' or 'extra.KEY', got {group_by!r}")
+            key = str(sample.extra.get(group_by[len("extra.") :], "-"))
         groups.setdefault(key, []).append(per_sample[sample.sample_id])
     results = {qtype: _aggregate(groups[qtype]) for qtype in sorted(groups)}
     results["all"] = _aggregate(list(per_sample.values()))
