@@ -54,7 +54,7 @@ def score_command(
     Columns: m_tIoU, m_vIoU, vIoU@0.3, vIoU@0.5 (strict >), m_sIoU, count.
     The --json file holds the same numbers as fractions in [0, 1].
     """
-    from stvg.data.sample import write_json_atomic
+    from stvg.atomic import write_json_atomic
     from stvg.errors import InputError
     from stvg.evaluate.score import check_group_by, format_table, score, score_files
 

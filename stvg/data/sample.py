@@ -13,14 +13,13 @@ A ``Sample`` is one query (sentence) on one video, in stvg's conventions (DESIGN
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stvg.atomic import write_json_atomic
 from stvg.errors import InputError
 
 FORMAT = "stvg-annotations/1"
@@ -273,19 +272,6 @@ def read_normalized(data: Any, *, file: str | Path | None = None) -> Annotations
         has_boxes=bool(data.get("has_boxes", True)),
         path=None if file is None else str(file),
     )
-
-
-def write_json_atomic(path: str | Path, data: Any, *, indent: int | None = None) -> None:
-    """Write JSON to ``path`` through a temporary file renamed into place (no half files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=indent, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_normalized(annotations: Annotations, path: str | Path) -> None:

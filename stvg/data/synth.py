@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import shutil
 from collections import Counter
@@ -78,7 +77,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from stvg.data.sample import Annotations, Sample, write_json_atomic, write_normalized
+from stvg.atomic import atomic_path, write_json_atomic
+from stvg.data.sample import Annotations, Sample, write_normalized
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -587,8 +587,7 @@ def _encode(frames: Any, path: Path, cfg: SynthConfig) -> None:
     import av
 
     width, height = cfg.size
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    with av.open(str(tmp), mode="w", format="mp4") as container:
+    with atomic_path(path, fsync=False) as tmp, av.open(str(tmp), "w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=Fraction(cfg.fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.thread_count = 1
@@ -606,7 +605,6 @@ def _encode(frames: Any, path: Path, cfg: SynthConfig) -> None:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- driver

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import Box, Span, parse_box, write_json_atomic
+from stvg.atomic import write_json_atomic
+from stvg.data.sample import Box, Span, parse_box
 from stvg.errors import InputError
 
 FORMAT = "stvg-predictions/1"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stvg import __version__
+from stvg.atomic import write_json_atomic
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,7 @@ def read_manifest(root: str | Path) -> Manifest:
 
 def write_manifest(root: str | Path, manifest: Manifest) -> None:
     """Write ``<root>/manifest.json`` atomically (temporary file, fsync, rename)."""
-    path = manifest_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _write_json(tmp, manifest.to_json())
-    os.replace(tmp, path)
+    write_json_atomic(manifest_path(root), manifest.to_json(), indent=1)
 
 
 def create_manifest(root: str | Path, manifest: Manifest) -> Manifest:

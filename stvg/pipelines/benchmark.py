@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import write_json_atomic
+from stvg.atomic import write_json_atomic
 from stvg.errors import InputError
 from stvg.pipelines.steps import Pipeline, Step, StepResult
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import write_json_atomic
+from stvg.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from stvg.atomic import torch_save_atomic, write_text_atomic
 from stvg.errors import InputError
 from stvg.train.config import TrainConfig
 
@@ -90,12 +91,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def lr_factor(config: TrainConfig, total_steps: int):
@@ -336,7 +331,7 @@ def run(
             "model_config": model_cfg,
             "features": feature_info,
         }
-        save_atomic(state, path)
+        torch_save_atomic(state, path)
 
     # --- loop
     bar = tqdm(
@@ -399,7 +394,7 @@ def run(
                     metrics_file.flush()
                 if val["all"]["m_vIoU"] is not None and val["all"]["m_vIoU"] > best:
                     best = val["all"]["m_vIoU"]
-                    save_atomic(
+                    torch_save_atomic(
                         {
                             "ema": ema.state,
                             "step": step,
@@ -418,7 +413,7 @@ def run(
     if dist.main:
         save(out / CHECKPOINT)
         if not (out / BEST).exists():
-            save_atomic(
+            torch_save_atomic(
                 {
                     "ema": ema.state,
                     "step": step,
@@ -449,9 +444,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except (json.JSONDecodeError, KeyError):
             continue  # a line cut by a kill
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(k + "\n" for k in keep))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(k + "\n" for k in keep))
 
 
 @torch.no_grad()
