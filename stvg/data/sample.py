@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stvg.atomic import write_json_atomic
+from stvg.data.record import Record
 from stvg.errors import InputError
 
 FORMAT = "stvg-annotations/1"
@@ -71,60 +72,40 @@ class Sample:
         sid = record.get("sample_id") if isinstance(record, dict) else None
         if sid is None or isinstance(sid, (dict, list)):
             sid = index  # no usable id: name the record by its position in the file
-        if not isinstance(record, dict):
-            raise InputError("a sample must be a JSON object", file=file, sample=sid)
-
-        def get(key: str, kinds: tuple[type, ...], what: str) -> Any:
-            if key not in record:
-                raise InputError(
-                    f"the field is missing ({what} expected)", file=file, sample=sid, field=key
-                )
-            value = record[key]
-            if isinstance(value, bool) or not isinstance(value, kinds):
-                raise InputError(
-                    f"expected {what}, got {value!r:.60}", file=file, sample=sid, field=key
-                )
-            return value
+        rec = Record(record, file=file, sample=sid, what="a sample (a JSON object)")
 
         def span(key: str) -> Span:
-            value = get(key, (list, tuple), "[start, end] frame ids")
+            value = rec.list(key, what="[start, end] frame ids")
             if len(value) != 2 or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in value
             ):
-                raise InputError(
-                    f"expected two integer frame ids, got {value!r:.60}",
-                    file=file,
-                    sample=sid,
-                    field=key,
-                )
+                raise rec.fail(f"expected two integer frame ids, got {value!r:.60}", key)
             return (int(value[0]), int(value[1]))
 
-        raw_boxes = get("boxes", (dict,), "an object of frame id -> [x1, y1, x2, y2]")
+        raw_boxes = rec.sub("boxes", what="an object of frame id -> [x1, y1, x2, y2]")
         boxes: dict[int, Box] = {}
-        for key, box in raw_boxes.items():
+        for key, box in raw_boxes.data.items():
             try:
                 frame = int(key)
             except (TypeError, ValueError):
-                raise InputError(
-                    f"frame key {key!r} is not an integer", file=file, sample=sid, field="boxes"
-                ) from None
-            boxes[frame] = parse_box(box, file=file, sample=sid, field=f"boxes.{key}")
-        extra = record.get("extra", {})
+                raise raw_boxes.fail(f"frame key {key!r} is not an integer") from None
+            boxes[frame] = parse_box(box, **raw_boxes.at(key))
+        extra = rec.get("extra", {})
         if not isinstance(extra, dict):
-            raise InputError("expected an object", file=file, sample=sid, field="extra")
+            raise rec.fail("expected an object", "extra")
         sample = cls(
-            sample_id=str(get("sample_id", (str, int), "a string")),
-            video_id=str(get("video_id", (str, int), "a string")),
-            video_path=get("video_path", (str,), "a path string"),
-            fps=float(get("fps", (int, float), "a number")),
-            frame_count=get("frame_count", (int,), "an integer"),
-            width=get("width", (int,), "an integer"),
-            height=get("height", (int,), "an integer"),
+            sample_id=rec.id("sample_id", what="a string"),
+            video_id=rec.id("video_id", what="a string"),
+            video_path=rec.str("video_path", what="a path string"),
+            fps=rec.float("fps"),
+            frame_count=rec.int("frame_count"),
+            width=rec.int("width"),
+            height=rec.int("height"),
             segment=span("segment"),
             tube=span("tube"),
             boxes=boxes,
-            caption=get("caption", (str,), "a string"),
-            qtype=get("qtype", (str,), "a string"),
+            caption=rec.str("caption"),
+            qtype=rec.str("qtype"),
             extra=extra,
         )
         sample.validate(file=file)
@@ -184,6 +165,28 @@ def parse_box(value: Any, *, file: Any = None, sample: Any = None, field: str | 
             field=field,
         )
     box = (float(value[0]), float(value[1]), float(value[2]), float(value[3]))
+    check_box(box, file=file, sample=sample, field=field)
+    return box
+
+
+def parse_xywh(
+    value: Any, *, file: Any = None, sample: Any = None, field: str | None = None
+) -> Box:
+    """An ``[x, y, w, h]`` box from JSON -> ``(x, y, x + w, y + h)``, checked finite and ordered;
+    raises :class:`InputError`. (VidOR via TubeDETR and HC-STVG store boxes this way.)"""
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    ):
+        raise InputError(
+            f"expected an [x, y, w, h] box, got {value!r:.60}",
+            file=file,
+            sample=sample,
+            field=field,
+        )
+    x, y, w, h = value
+    box = (x, y, x + w, y + h)
     check_box(box, file=file, sample=sample, field=field)
     return box
 

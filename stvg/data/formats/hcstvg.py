@@ -32,7 +32,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids, split_from_name
+from stvg.data.record import Record
+from stvg.data.sample import (
+    Annotations,
+    Box,
+    Sample,
+    check_unique_ids,
+    parse_xywh,
+    split_from_name,
+)
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -84,70 +92,46 @@ def load_hcstvg_raw(
     videos = _index_videos(Path(video_root)) if video_root is not None else {}
     samples: list[Sample] = []
     versions: set[str] = set()
-    for key, rec in data.items():
-
-        def fail(message: str, field: str | None = None, key: str = key) -> InputError:
-            return InputError(message, file=file, sample=key, field=field)
-
-        if not isinstance(rec, dict):
-            raise fail(f"expected an object with bbox, st_frame, img_num, got {rec!r:.60}")
-
-        def integer(name: str, rec: dict = rec) -> int:
-            if name not in rec:
-                raise fail("the field is missing", name)
-            value = rec[name]
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise fail(f"expected an integer, got {value!r:.60}", name)
-            return value
-
-        img_num = integer("img_num")
-        st_frame = integer("st_frame")
-        if img_num <= 0:
-            raise fail(f"must be positive, got {img_num}", "img_num")
+    for key, raw in data.items():
+        rec = Record(raw, file=file, sample=key, what="an object with bbox, st_frame, img_num")
+        img_num = rec.int("img_num", positive=True)
+        st_frame = rec.int("st_frame")
         if st_frame < 1:
-            raise fail(f"st_frame is 1-based and must be at least 1, got {st_frame}", "st_frame")
+            raise rec.fail(
+                f"st_frame is 1-based and must be at least 1, got {st_frame}", "st_frame"
+            )
         if "img_size" in rec:
-            size = rec["img_size"]
+            size = rec.get("img_size")
             if not (
                 isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)
             ):
-                raise fail(f"expected [height, width], got {size!r:.60}", "img_size")
+                raise rec.fail(f"expected [height, width], got {size!r:.60}", "img_size")
             height, width = size
             versions.add("v2")
         else:
-            width, height = integer("width"), integer("height")
+            width, height = rec.int("width"), rec.int("height")
             versions.add("v1")
-        caption = rec.get("English", rec.get("caption"))
+        caption = rec.get("English", rec.get("caption", None))
         if not isinstance(caption, str):
-            raise fail("expected a sentence in 'caption' (v1) or 'English' (v2)", "caption")
-        raw_boxes = rec.get("bbox")
+            raise rec.fail("expected a sentence in 'caption' (v1) or 'English' (v2)", "caption")
+        raw_boxes = rec.get("bbox", None)
         if not isinstance(raw_boxes, list) or not raw_boxes:
-            raise fail("expected a non-empty list of [x, y, w, h] boxes", "bbox")
+            raise rec.fail("expected a non-empty list of [x, y, w, h] boxes", "bbox")
         start = st_frame - 1
         end = start + len(raw_boxes)
         if end > img_num:
-            raise fail(
+            raise rec.fail(
                 f"{len(raw_boxes)} boxes from st_frame {st_frame} run past the last frame "
                 f"(img_num {img_num})",
                 "bbox",
             )
-        boxes: dict[int, Box] = {}
-        for i, value in enumerate(raw_boxes):
-            field = f"bbox.{i}"
-            if (
-                not isinstance(value, list)
-                or len(value) != 4
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            ):
-                raise fail(f"expected [x, y, w, h], got {value!r:.60}", field)
-            x, y, w, h = value
-            box = (x, y, x + w, y + h)
-            check_box(box, file=file, sample=key, field=field)
-            boxes[start + i] = box
+        boxes: dict[int, Box] = {
+            start + i: parse_xywh(value, **rec.at(f"bbox.{i}")) for i, value in enumerate(raw_boxes)
+        }
         extra: dict[str, Any] = {"st_frame": st_frame, "sampling_segment": [0, img_num - 1]}
         for name in ("st_time", "ed_time"):
             if name in rec:
-                extra[name] = rec[name]
+                extra[name] = rec.data[name]
         if video_root is None:
             video_path = key
         else:

@@ -35,11 +35,18 @@ count), and ``extra["sampling_segment"] = [0, frame_count - 1]``: TubeDETR sampl
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids, split_from_name
+from stvg.data.record import Record
+from stvg.data.sample import (
+    Annotations,
+    Box,
+    Sample,
+    check_unique_ids,
+    parse_xywh,
+    split_from_name,
+)
 from stvg.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -89,59 +96,13 @@ def looks_like_tubedetr_hcstvg(data: Any) -> bool:
     )
 
 
-class _Record:
-    """Typed access to one record; failures name the file, the sample and the field."""
-
-    def __init__(self, record: Any, index: int, file: str | Path | None) -> None:
-        self.file = file
-        self.sample: str | int = f"record {index}"
-        if not isinstance(record, dict):
-            raise InputError(
-                "a TubeDETR record must be a JSON object", file=file, sample=self.sample
-            )
-        self.record = record
-        vid = record.get("video_id")
-        if isinstance(vid, (int, str)) and not isinstance(vid, bool):
-            self.sample = str(vid)
-
-    def fail(self, message: str, field: str) -> InputError:
-        return InputError(message, file=self.file, sample=self.sample, field=field)
-
-    def get(self, key: str) -> Any:
-        if key not in self.record:
-            raise self.fail("the field is missing", key)
-        return self.record[key]
-
-    def integer(self, key: str) -> int:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(f"expected an integer, got {value!r:.60}", key)
-        return value
-
-    def number(self, key: str) -> float:
-        value = self.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"expected a number, got {value!r:.60}", key)
-        return value
-
-    def text(self, key: str) -> str:
-        value = self.get(key)
-        if not isinstance(value, str):
-            raise self.fail(f"expected a string, got {value!r:.60}", key)
-        return value
-
-    def xywh(self, value: Any, field: str) -> Box:
-        """An ``[x, y, w, h]`` box -> ``(x, y, x + w, y + h)``, checked finite and ordered."""
-        if (
-            not isinstance(value, (list, tuple))
-            or len(value) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        ):
-            raise self.fail(f"expected an [x, y, w, h] box, got {value!r:.60}", field)
-        x, y, w, h = value
-        box = (x, y, x + w, y + h)
-        check_box(box, file=self.file, sample=self.sample, field=field)
-        return box
+def _record(raw: Any, index: int, file: str | Path | None) -> Record:
+    """One record, named by its ``video_id`` (or ``record <index>`` without a usable one)."""
+    sample: str = f"record {index}"
+    vid = raw.get("video_id") if isinstance(raw, dict) else None
+    if isinstance(vid, (int, str)) and not isinstance(vid, bool):
+        sample = str(vid)
+    return Record(raw, file=file, sample=sample, what="a TubeDETR record (a JSON object)")
 
 
 def load_tubedetr_vidstg(data: Any, *, file: str | Path | None = None) -> Annotations:
@@ -157,20 +118,18 @@ def load_tubedetr_vidstg(data: Any, *, file: str | Path | None = None) -> Annota
     samples: list[Sample] = []
     extended = gaps = 0
     for index, raw in enumerate(data["videos"]):
-        rec = _Record(raw, index, file)
+        rec = _record(raw, index, file)
         values = {k: rec.get(k) for k in _VIDSTG_FIELDS}
-        frame_count = rec.integer("frame_count")
-        start, end = rec.integer("start_frame"), rec.integer("end_frame")
-        tube = (rec.integer("tube_start_frame"), rec.integer("tube_end_frame"))
-        fps = rec.number("fps")
-        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-            raise rec.fail(f"fps must be a positive number, got {fps!r}", "fps")
+        frame_count = rec.int("frame_count")
+        start, end = rec.int("start_frame"), rec.int("end_frame")
+        tube = (rec.int("tube_start_frame"), rec.int("tube_end_frame"))
+        fps = rec.float("fps", positive=True)
         extra: dict[str, Any] = {
             "tubedetr_video_id": values["video_id"],
             "target_id": values["target_id"],
         }
-        if "type" in rec.record:
-            extra["target_type"] = rec.record["type"]
+        if "type" in rec:
+            extra["target_type"] = rec.data["type"]
         segment_end = end
         if tube[1] == end + 1 <= frame_count:
             segment_end = end + 1
@@ -192,26 +151,28 @@ def load_tubedetr_vidstg(data: Any, *, file: str | Path | None = None) -> Annota
             if entry is None:
                 gaps += 1
                 continue
-            if not isinstance(entry, dict) or "bbox" not in entry:
-                raise rec.fail(
-                    'expected {"bbox": [x, y, w, h], ...}',
-                    f"trajectories.{original}.{target}.{frame}",
-                )
-            boxes[frame] = rec.xywh(entry["bbox"], f"trajectories.{original}.{target}.{frame}.bbox")
+            box = Record(
+                entry,
+                file=file,
+                sample=rec.sample,
+                prefix=f"trajectories.{original}.{target}.{frame}",
+                what='{"bbox": [x, y, w, h], ...}',
+            )
+            boxes[frame] = parse_xywh(box.get("bbox", what="an [x, y, w, h] box"), **box.at("bbox"))
 
         sample = Sample(
             sample_id=str(values["video_id"]),
             video_id=original,
-            video_path=str(rec.record.get("video_path", f"{original}.mp4")),
+            video_path=str(rec.get("video_path", f"{original}.mp4")),
             fps=float(fps),
             frame_count=frame_count,
-            width=rec.integer("width"),
-            height=rec.integer("height"),
+            width=rec.int("width"),
+            height=rec.int("height"),
             segment=(start, segment_end),
             tube=tube,
             boxes=boxes,
-            caption=rec.text("caption"),
-            qtype=rec.text("qtype"),
+            caption=rec.str("caption"),
+            qtype=rec.str("qtype"),
             extra=extra,
         )
         sample.validate(file=file)
@@ -244,12 +205,12 @@ def load_tubedetr_hcstvg(data: Any, *, file: str | Path | None = None) -> Annota
         raise InputError("expected TubeDETR's HC-STVG layout: a list of records", file=file)
     samples: list[Sample] = []
     for index, raw in enumerate(data):
-        rec = _Record(raw, index, file)
+        rec = _record(raw, index, file)
         values = {k: rec.get(k) for k in _HCSTVG_FIELDS}
-        frame_count = rec.integer("frame_count")
+        frame_count = rec.int("frame_count")
         if frame_count < 2:
             raise rec.fail(f"expected at least 2 frames, got {frame_count}", "frame_count")
-        t0, t1 = rec.integer("tube_start_frame"), rec.integer("tube_end_frame")
+        t0, t1 = rec.int("tube_start_frame"), rec.int("tube_end_frame")
         trajectory = values["trajectory"]
         if not isinstance(trajectory, list) or not trajectory:
             raise rec.fail("expected a non-empty list of [x, y, w, h] boxes", "trajectory")
@@ -259,14 +220,16 @@ def load_tubedetr_hcstvg(data: Any, *, file: str | Path | None = None) -> Annota
                 f"{len(trajectory)} boxes",
                 "tube_end_frame",
             )
-        boxes = {t0 + i: rec.xywh(box, f"trajectory.{i}") for i, box in enumerate(trajectory)}
+        boxes = {
+            t0 + i: parse_xywh(box, **rec.at(f"trajectory.{i}")) for i, box in enumerate(trajectory)
+        }
         extra: dict[str, Any] = {
             "tubedetr_video_id": values["video_id"],
             "sampling_segment": [0, frame_count - 1],
         }
         for key in ("tube_start_time", "tube_end_time"):
-            if key in rec.record:
-                extra[key] = rec.record[key]
+            if key in rec:
+                extra[key] = rec.data[key]
         count = frame_count
         if t1 > frame_count:
             extra["frame_count_in_file"] = frame_count
@@ -275,15 +238,15 @@ def load_tubedetr_hcstvg(data: Any, *, file: str | Path | None = None) -> Annota
         sample = Sample(
             sample_id=str(values["video_id"]),
             video_id=original,
-            video_path=str(rec.record.get("video_path", f"{original}.mp4")),
+            video_path=str(rec.get("video_path", f"{original}.mp4")),
             fps=frame_count / 20,
             frame_count=count,
-            width=rec.integer("width"),
-            height=rec.integer("height"),
+            width=rec.int("width"),
+            height=rec.int("height"),
             segment=(0, count),
             tube=(t0, t1),
             boxes=boxes,
-            caption=rec.text("caption"),
+            caption=rec.str("caption"),
             qtype="declarative",
             extra=extra,
         )

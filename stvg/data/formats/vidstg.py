@@ -55,7 +55,6 @@ unknown and the path is ``video/<vid>.mp4``.
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +63,7 @@ from typing import Any
 from tqdm import tqdm
 
 from stvg.data.formats import read_json_file
+from stvg.data.record import Record
 from stvg.data.sample import Annotations, Box, Sample, check_box, check_unique_ids, split_from_name
 from stvg.errors import InputError
 
@@ -80,50 +80,20 @@ def looks_like_vidstg_raw(data: Any) -> bool:
     )
 
 
-class _Entry:
-    """Typed access to one raw relation instance; failures name the entry and the field."""
+def _entry(raw: Any, index: int, file: str | Path | None) -> Record:
+    """One relation instance, named ``entry <index> (vid <vid>)`` (``entry <index>`` without a
+    usable vid): VidSTG entries have no id of their own."""
+    where = f"entry {index}"
+    vid = raw.get("vid") if isinstance(raw, dict) else None
+    if isinstance(vid, (str, int)) and not isinstance(vid, bool) and str(vid):
+        where = f"entry {index} (vid {vid})"
+    return Record(raw, file=file, sample=where, what="a VidSTG entry (a JSON object)")
 
-    def __init__(self, record: Any, index: int, file: str | Path | None) -> None:
-        self.index = index
-        self.file = file
-        self.where = f"entry {index}"
-        if not isinstance(record, dict):
-            raise InputError("a VidSTG entry must be a JSON object", file=file, sample=self.where)
-        self.record = record
-        vid = record.get("vid")
-        if isinstance(vid, (str, int)) and not isinstance(vid, bool) and str(vid):
-            self.where = f"entry {index} (vid {vid})"
 
-    def fail(self, message: str, field: str) -> InputError:
-        return InputError(message, file=self.file, sample=self.where, field=field)
-
-    def value(self, obj: Any, key: str, field: str) -> Any:
-        if not isinstance(obj, dict):
-            parent = field.rsplit(".", 1)[0] if "." in field else field
-            raise self.fail(f"expected an object, got {obj!r:.60}", parent)
-        if key not in obj:
-            raise self.fail("the field is missing", field)
-        return obj[key]
-
-    def integer(self, obj: Any, key: str, field: str) -> int:
-        value = self.value(obj, key, field)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(f"expected an integer, got {value!r:.60}", field)
-        return value
-
-    def positive(self, key: str) -> int:
-        value = self.integer(self.record, key, key)
-        if value <= 0:
-            raise self.fail(f"must be positive, got {value}", key)
-        return value
-
-    def span(self, key: str) -> tuple[int, int]:
-        obj = self.value(self.record, key, key)
-        if not isinstance(obj, dict):
-            raise self.fail(f"expected {{begin_fid, end_fid}}, got {obj!r:.60}", key)
-        begin = self.integer(obj, "begin_fid", f"{key}.begin_fid")
-        end = self.integer(obj, "end_fid", f"{key}.end_fid")
-        return begin, end
+def _span(entry: Record, key: str) -> tuple[int, int]:
+    """``{begin_fid, end_fid}`` at ``key`` as ``(begin, end)``."""
+    span = entry.sub(key, what="{begin_fid, end_fid}")
+    return span.int("begin_fid"), span.int("end_fid")
 
 
 @dataclass
@@ -135,28 +105,17 @@ class _Need:
 
 
 def _parse_entry(
-    entry: _Entry, next_id: int, video_root: str | Path | None
+    entry: Record, index: int, next_id: int, video_root: str | Path | None
 ) -> tuple[list[Sample], list[int]]:
-    """The samples of one entry (questions first, then captions) and their target tids."""
-    rec = entry.record
-    vid_value = entry.value(rec, "vid", "vid")
-    if isinstance(vid_value, bool) or not isinstance(vid_value, (str, int)) or not str(vid_value):
-        raise entry.fail(f"expected a video id string, got {vid_value!r:.60}", "vid")
-    vid = str(vid_value)
-    fps = entry.value(rec, "fps", "fps")
-    if (
-        isinstance(fps, bool)
-        or not isinstance(fps, (int, float))
-        or not math.isfinite(fps)
-        or fps <= 0
-    ):
-        raise entry.fail(f"expected a positive frame rate, got {fps!r:.60}", "fps")
-    frame_count = entry.positive("frame_count")
-    width = entry.positive("width")
-    height = entry.positive("height")
+    """The samples of entry ``index`` (questions first, then captions) and their target tids."""
+    vid = entry.id("vid", what="a video id string", nonempty=True)
+    fps = entry.float("fps", what="a positive frame rate", positive=True)
+    frame_count = entry.int("frame_count", positive=True)
+    width = entry.int("width", positive=True)
+    height = entry.int("height", positive=True)
 
-    seg_begin, seg_end = entry.span("used_segment")
-    tube_begin, tube_end = entry.span("temporal_gt")
+    seg_begin, seg_end = _span(entry, "used_segment")
+    tube_begin, tube_end = _span(entry, "temporal_gt")
     if not 0 <= seg_begin < seg_end <= frame_count:
         raise entry.fail(
             f"used segment [{seg_begin}, {seg_end}) must satisfy 0 <= begin < end <= frame_count "
@@ -185,44 +144,31 @@ def _parse_entry(
             )
 
     categories: dict[int, str] = {}
-    objects = rec.get("subject/objects")
-    if objects is not None:
-        if not isinstance(objects, list):
-            raise entry.fail("expected a list of {tid, category}", "subject/objects")
-        for j, obj in enumerate(objects):
-            tid = entry.integer(obj, "tid", f"subject/objects.{j}.tid")
-            categories[tid] = str(obj.get("category", ""))
+    if entry.get("subject/objects", None) is not None:
+        for obj in entry.subs("subject/objects", what="a list of {tid, category}"):
+            categories[obj.int("tid")] = str(obj.get("category", ""))
 
-    relation = rec.get("used_relation")
+    relation = entry.get("used_relation", None)
     video_path = (
         str(Path(video_root) / f"{vid}.mp4") if video_root is not None else f"video/{vid}.mp4"
     )
     samples: list[Sample] = []
     tids: list[int] = []
     for key, qtype, tag in (("questions", "interrogative", "q"), ("captions", "declarative", "c")):
-        queries = entry.value(rec, key, key)
-        if not isinstance(queries, list):
-            raise entry.fail(f"expected a list of sentences, got {queries!r:.60}", key)
+        queries = entry.subs(key, what="a list of sentences", item="{description, type, target_id}")
         for k, query in enumerate(queries):
-            field = f"{key}.{k}"
-            if not isinstance(query, dict):
-                raise entry.fail("expected {description, type, target_id}", field)
-            text = entry.value(query, "description", f"{field}.description")
-            if not isinstance(text, str) or not text.strip():
-                raise entry.fail(
-                    f"expected a non-empty sentence, got {text!r:.60}", f"{field}.description"
-                )
-            tid = entry.integer(query, "target_id", f"{field}.target_id")
+            text = query.str("description", what="a non-empty sentence", nonempty=True)
+            tid = query.int("target_id")
             if categories and tid not in categories:
-                raise entry.fail(
+                raise query.fail(
                     f"target {tid} is not among the entry's subject/objects {sorted(categories)}",
-                    f"{field}.target_id",
+                    "target_id",
                 )
             extra: dict[str, Any] = {
-                "entry": entry.index,
+                "entry": index,
                 "tubedetr_video_id": next_id + len(samples),
                 "target_id": tid,
-                "target_type": query.get("type"),
+                "target_type": query.get("type", None),
                 "category": categories.get(tid),
                 "used_segment": [seg_begin, seg_end],
             }
@@ -236,10 +182,10 @@ def _parse_entry(
                 extra["segment_extended"] = True
                 extra["sampling_segment"] = [seg_begin, seg_end]
             sample = Sample(
-                sample_id=f"{vid}-e{entry.index}-{tag}{k}",
+                sample_id=f"{vid}-e{index}-{tag}{k}",
                 video_id=vid,
                 video_path=video_path,
-                fps=float(fps),
+                fps=fps,
                 frame_count=frame_count,
                 width=width,
                 height=height,
@@ -278,58 +224,34 @@ def _read_trajectories(
     path: Path, vid: str, tids: set[int]
 ) -> tuple[dict[int, dict[int, Box]], dict]:
     """Boxes ``{tid: {frame: xyxy}}`` of the wanted ``tids`` in one VidOR file, and its header."""
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise InputError("a VidOR annotation file must be a JSON object", file=path, sample=vid)
-    frames = data.get("trajectories")
+    header = Record(
+        read_json_file(path), file=path, sample=vid, what="a VidOR annotation file (a JSON object)"
+    )
+    frames = header.get("trajectories", None)
     if not isinstance(frames, list):
-        raise InputError(
-            "expected a list with one list of boxes per frame",
-            file=path,
-            sample=vid,
-            field="trajectories",
-        )
+        raise header.fail("expected a list with one list of boxes per frame", "trajectories")
     out: dict[int, dict[int, Box]] = {tid: {} for tid in tids}
+    names = ("xmin", "ymin", "xmax", "ymax")
     for frame, boxes in enumerate(frames):
         if not isinstance(boxes, list):
-            raise InputError(
-                "expected a list of boxes", file=path, sample=vid, field=f"trajectories.{frame}"
+            raise header.fail("expected a list of boxes", f"trajectories.{frame}")
+        for j, raw in enumerate(boxes):
+            item = Record(
+                raw,
+                file=path,
+                sample=vid,
+                prefix=f"trajectories.{frame}.{j}",
+                what="{tid, bbox, ...}",
             )
-        for j, item in enumerate(boxes):
-            where = f"trajectories.{frame}.{j}"
-            if not isinstance(item, dict) or "tid" not in item:
-                raise InputError("expected {tid, bbox, ...}", file=path, sample=vid, field=where)
-            tid = item["tid"]
-            if not isinstance(tid, int) or isinstance(tid, bool):
-                raise InputError(
-                    f"tid must be an integer, got {tid!r:.40}",
-                    file=path,
-                    sample=vid,
-                    field=f"{where}.tid",
-                )
+            tid = item.int("tid")
             if tid not in out:
                 continue
-            bbox = item.get("bbox")
-            names = ("xmin", "ymin", "xmax", "ymax")
-            if not isinstance(bbox, dict) or not all(n in bbox for n in names):
-                raise InputError(
-                    "expected bbox {xmin, ymin, xmax, ymax}",
-                    file=path,
-                    sample=vid,
-                    field=f"{where}.bbox",
-                )
-            values = [bbox[n] for n in names]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                raise InputError(
-                    f"box coordinates must be numbers, got {values!r:.60}",
-                    file=path,
-                    sample=vid,
-                    field=f"{where}.bbox",
-                )
-            box = (float(values[0]), float(values[1]), float(values[2]), float(values[3]))
-            check_box(box, file=path, sample=vid, field=f"{where}.bbox (tid {tid})")
+            bbox = item.sub("bbox", what="bbox {xmin, ymin, xmax, ymax}")
+            x1, y1, x2, y2 = (bbox.float(n) for n in names)
+            box = (x1, y1, x2, y2)
+            check_box(box, **item.at(f"bbox (tid {tid})"))
             out[tid][frame] = box
-    return out, data
+    return out, header.data
 
 
 def _fill_boxes(
@@ -418,8 +340,8 @@ def load_vidstg_raw(
     needs: list[_Need] = []
     extended = 0
     for index, record in enumerate(data):
-        entry = _Entry(record, index, file)
-        new, tids = _parse_entry(entry, len(samples), video_root)
+        entry = _entry(record, index, file)
+        new, tids = _parse_entry(entry, index, len(samples), video_root)
         extended += sum(1 for s in new if s.extra.get("segment_extended"))
         samples.extend(new)
         needs.extend(_Need(s, t) for s, t in zip(new, tids, strict=True))
