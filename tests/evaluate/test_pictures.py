@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -14,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stvg.cli import app
+from stvg.data.mp4 import write_mp4
 from stvg.data.sample import Sample
 from stvg.evaluate.pictures import (
     attention_from_model,
@@ -62,15 +62,7 @@ def data_dir(tmp_path_factory) -> Path:
     """A folder with videos/v1.mp4 (plain grey), annotations.json and predictions.json."""
     root = tmp_path_factory.mktemp("pictures")
     (root / "videos").mkdir()
-    with av.open(str(root / "videos" / "v1.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = W0, H0, "yuv420p"
-        for _ in range(10):
-            frame = np.full((H0, W0, 3), GREY, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_mp4(root / "videos" / "v1.mp4", [np.full((H0, W0, 3), GREY, np.uint8)] * 10, fps=10)
     doc = {"format": "stvg-annotations/1", "dataset": "custom", "split": "test"}
     doc["samples"] = [_sample().to_json()]
     (root / "annotations.json").write_text(json.dumps(doc))

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import threading
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 
 import stvg.data.video as video_module
 from stvg.cli import app
+from stvg.data.mp4 import write_mp4
 from stvg.data.synth import synthesize
 from stvg.data.video import VideoError, probe
 from stvg.features.store import open_store
@@ -50,17 +50,9 @@ GOOD = ["v0010", "v0011"]
 
 
 def write_video(path: Path, frames: int, size: tuple[int, int] = (64, 48)) -> None:
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(10))
-        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
-        for i in range(frames):
-            array = np.full((size[1], size[0], 3), 40 + 10 * i, np.uint8)
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    """``frames`` plain frames at 10 fps, frame ``i`` of grey level ``40 + 10 i``."""
+    arrays = (np.full((size[1], size[0], 3), 40 + 10 * i, np.uint8) for i in range(frames))
+    write_mp4(path, arrays, 10, crf=23)
 
 
 def write_audio_only(path: Path) -> None:

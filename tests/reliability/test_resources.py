@@ -21,10 +21,8 @@ import resource
 import signal
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from reliability_helpers import (
@@ -37,6 +35,7 @@ from reliability_helpers import (
     stvg_command,
 )
 
+from stvg.data.mp4 import write_mp4
 from stvg.data.sample import Annotations, Sample, write_normalized
 from stvg.data.synth import synthesize
 from stvg.features.store import open_store
@@ -51,21 +50,22 @@ FPS = 5
 def write_long_video(path: Path, frames: int, size: tuple[int, int] = (64, 48)) -> None:
     """A moving square on grey, H.264, ``frames`` frames at 5 fps."""
     width, height = size
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "g": "50"}
-        base = np.full((height, width, 3), 90, np.uint8)
-        for i in range(frames):
-            array = base.copy()
-            x = (i * 2) % (width - 12)
-            array[16:28, x : x + 12] = (200, 30, 30)
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    base = np.full((height, width, 3), 90, np.uint8)
+
+    def frame(i: int) -> np.ndarray:
+        array = base.copy()
+        x = (i * 2) % (width - 12)
+        array[16:28, x : x + 12] = (200, 30, 30)
+        return array
+
+    write_mp4(
+        path,
+        (frame(i) for i in range(frames)),
+        FPS,
+        crf=23,
+        preset="ultrafast",
+        keyframe_interval=50,
+    )
 
 
 def one_sample_annotations(root: Path, name: str, frames: int) -> Path:
