@@ -50,6 +50,7 @@ from stvg.evaluate.predictions import Prediction
 
 
 def _frame_iou(sample: Sample, prediction: Prediction | None, frame: int) -> float | None:
+    """Box IoU on ``frame`` when both boxes are drawn there (the prediction's inside its span)."""
     gt = sample.boxes.get(frame)
     if prediction is None or gt is None or not in_span(frame, prediction.tube):
         return None
@@ -69,9 +70,6 @@ def _mean_box_iou(sample: Sample, prediction: Prediction | None) -> float | None
     return float(np.mean(ious)) if ious else None
 
 
-# ----------------------------------------------------------------------------- tube strip
-
-
 def _draw_timeline(
     draw: Any,
     top: int,
@@ -80,6 +78,7 @@ def _draw_timeline(
     prediction: Prediction | None,
     shown: Sequence[int],
 ) -> None:
+    """The timeline band at ``top``: GT and predicted spans, ticks of the shown frames, facts."""
     font = load_font(12)
     x0 = PAD + TRACK_LABEL_W
     bw = width - PAD - x0
