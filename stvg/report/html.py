@@ -1,0 +1,469 @@
+"""The report page: :class:`~stvg.report.gather.ReportData` -> one self-contained HTML string.
+
+The page needs no network and no server: CSS and JS are inlined (``static/``), frame images are
+files next to it (relative links). Every piece of text that comes from the user's files
+(captions, ids, paths, group names, labels) goes through :func:`esc`; the script reads nothing
+but ``data-*`` attributes, so no user text ever sits inside a ``<script>``.
+
+Sections: the score tables (one per protocol: rows are :func:`~stvg.evaluate.score.score`'s
+groups, columns its metrics in %, one sub-column per run, formatted as ``stvg score`` prints
+them); the sample list (one row per sample, sortable by any column; vIoU, tIoU and sIoU of every
+run under the first protocol, and each further run's vIoU minus the first run's); then one
+block per sample: facts, its scores, a timeline of the GT and predicted spans over the segment
+and its frames with the boxes drawn as SVG over each image.
+
+Geometry (the tests check it by hand): on a timeline of segment ``[s0, s1)`` a frame ``f`` sits
+at ``100 * (f - s0) / (s1 - s0)`` % of the track; a span ``[a, b)`` (clipped to the segment) is
+a bar ``left = pct(a)``, ``width = pct(b) - pct(a)``; a shown frame's tick is at ``pct(f +
+0.5)``. A box ``[x1, y1, x2, y2]`` is ``<rect x=x1 y=y1 width=x2-x1 height=y2-y1>`` in an SVG
+whose ``viewBox`` is ``0 0 W H``, the annotation's frame size. Ground-truth boxes are drawn on
+the frames that have one; a run's box solid inside its predicted span (the boxes vIoU uses) and
+dashed outside it (the ``tubedetr`` sIoU uses those too).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from importlib import resources
+
+from stvg.data.sample import Sample, Span
+from stvg.evaluate.boxes import box_iou_xyxy
+from stvg.evaluate.predictions import Prediction
+from stvg.evaluate.protocols import DESCRIPTIONS, SampleScore
+from stvg.evaluate.score import METRICS
+from stvg.report.gather import ReportData, SampleView
+
+GT_COLOR = "#00e000"
+RUN_COLORS = ("#ffd400", "#ff3df2", "#00d5ff", "#ff8c00", "#b388ff", "#ffffff")
+SAMPLE_METRICS = (("viou", "vIoU"), ("tiou", "tIoU"), ("siou", "sIoU"))
+
+
+def esc(text: object) -> str:
+    """HTML-escape ``text`` for element content and double-quoted attributes."""
+    return html.escape(str(text), quote=True)
+
+
+def run_color(r: int) -> str:
+    """The color of run ``r`` (0-based): boxes, spans and swatches."""
+    return RUN_COLORS[r % len(RUN_COLORS)]
+
+
+def score_cell(value: float | int | None) -> str:
+    """A value of the score table as ``stvg score`` prints it: % with 2 decimals, ``-`` for None."""
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{100 * value:.2f}"
+
+
+def _static(name: str) -> str:
+    return resources.files("stvg.report").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _num(value: float) -> str:
+    """A number for CSS / SVG attributes: at most 3 decimals, no trailing zeros."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _span(span: Span) -> str:
+    return f"[{span[0]}, {span[1]})"
+
+
+def _swatch(cls: str) -> str:
+    return f'<span class="swatch {cls}" aria-hidden="true"></span>'
+
+
+# ----------------------------------------------------------------------------- head and legend
+
+
+def _run_css(n_runs: int) -> str:
+    rules = []
+    for r in range(n_runs):
+        rules.append(f".run-{r} {{ --c: {run_color(r)}; }}")
+        rules.append(
+            f".hide-run-{r} .frame-box .run-{r}, .hide-run-{r} .tl-row.run-{r}, "
+            f".hide-run-{r} figcaption .run-{r} {{ display: none; }}"
+        )
+    return f":root {{ --gt: {GT_COLOR}; }}\n" + "\n".join(rules)
+
+
+def _header(data: ReportData) -> str:
+    ann = data.annotations
+    facts = [
+        f"annotations <code>{esc(data.annotations_path.name)}</code>",
+        f"{esc(ann.dataset)} / {esc(ann.split)}",
+        f"{len(data.samples)} samples",
+        f"grouped by <code>{esc(data.group_by)}</code>",
+    ]
+    if not ann.has_boxes:
+        facts.append("sentence-only annotations (no boxes)")
+    items = [f'<li class="gt">{_swatch("gt")} ground truth</li>']
+    for r, run in enumerate(data.runs):
+        count = len(run.predictions.by_id)
+        items.append(
+            f'<li class="run-{r}">{_swatch(f"run-{r}")} <b>{esc(run.label)}</b> '
+            f'<span class="file">{esc(run.path.name)}, {count} tubes</span> '
+            f'<label><input type="checkbox" checked data-run-toggle="{r}"> show</label></li>'
+        )
+    return (
+        "<header>\n<h1>stvg report</h1>\n"
+        f'<p class="meta">{" &middot; ".join(facts)}</p>\n'
+        f'<ul class="legend" aria-label="Colors">{"".join(items)}</ul>\n</header>'
+    )
+
+
+# ----------------------------------------------------------------------------- score tables
+
+
+def _score_table(data: ReportData, protocol: str) -> str:
+    results = data.tables[protocol]
+    n_runs = len(results)
+    metrics = [m for m in METRICS if m != "count"]
+    groups = list(results[0])
+    head = ['<th class="text" scope="col"' + (' rowspan="2"' if n_runs > 1 else "") + ">group</th>"]
+    for m in metrics:
+        span = f' colspan="{n_runs}" class="run-head"' if n_runs > 1 else ""
+        head.append(f'<th scope="col"{span}>{esc(m)}</th>')
+    head.append('<th scope="col"' + (' rowspan="2"' if n_runs > 1 else "") + ">count</th>")
+    rows = ["<tr>" + "".join(head) + "</tr>"]
+    if n_runs > 1:
+        sub = []
+        for _ in metrics:
+            for r, run in enumerate(data.runs):
+                first = " first-of-run" if r == 0 else ""
+                sub.append(
+                    f'<th scope="col" class="run-{r}{first}">{_swatch(f"run-{r}")} '
+                    f"{esc(run.label)}</th>"
+                )
+        rows.append("<tr>" + "".join(sub) + "</tr>")
+    body = []
+    for group in groups:
+        cells = [f'<td class="group">{esc(group)}</td>']
+        for m in metrics:
+            values = [results[r][group][m] for r in range(n_runs)]
+            shown = [score_cell(v) for v in values]
+            numbers = [float(s) for s in shown if s != "-"]
+            differ = len(set(numbers)) > 1  # a tie of every run is no "best"
+            best = max(numbers) if differ else None
+            for r, text in enumerate(shown):
+                cls = ["first-of-run"] if r == 0 and n_runs > 1 else []
+                if best is not None and text != "-" and float(text) == best:
+                    cls.append("best")
+                attr = f' class="{" ".join(cls)}"' if cls else ""
+                cells.append(f"<td{attr}>{text}</td>")
+        cells.append(f"<td>{score_cell(results[0][group]['count'])}</td>")
+        cls = ' class="all"' if group == "all" else ""
+        body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
+    note = ""
+    if any(results[0][g]["m_vIoU"] is None for g in groups):
+        note = (
+            '<p class="hint">Sentence-only annotations: only m_tIoU can be computed; give the box '
+            "annotations for vIoU and sIoU.</p>"
+        )
+    return (
+        f'<h3>{esc(protocol)} <small>{esc(DESCRIPTIONS.get(protocol, ""))}</small></h3>\n'
+        f'<div class="table-wrap"><table class="scores" data-protocol="{esc(protocol)}">'
+        f"<thead>{''.join(rows)}</thead><tbody>{''.join(body)}</tbody></table></div>{note}"
+    )
+
+
+def _scores_section(data: ReportData) -> str:
+    tables = "\n".join(_score_table(data, p) for p in data.protocols)
+    return (
+        '<section id="scores" aria-labelledby="scores-title">\n'
+        '<h2 id="scores-title">Scores</h2>\n'
+        '<p class="hint">Values in %, as <code>stvg score</code> prints them; vIoU@R counts '
+        "vIoU &gt; R. With several runs the best value of a row is bold.</p>\n"
+        f"{tables}\n</section>"
+    )
+
+
+# ----------------------------------------------------------------------------- sample list
+
+
+def _sort_th(col: int, label: str, numeric: bool, cls: str = "", sort_label: str = "") -> str:
+    kind = "num" if numeric else "text"
+    classes = f' class="{cls}"' if cls else ""
+    return (
+        f'<th scope="col"{classes} data-col="{col}" data-type="{kind}" '
+        f'data-label="{esc(sort_label or label)}" aria-sort="none">'
+        f'<button type="button">{label}</button></th>'
+    )
+
+
+def _metric_td(score: SampleScore, key: str, has_prediction: bool, first: bool) -> str:
+    value = getattr(score, key)
+    cls = ["first-of-run"] if first else []
+    if value is None:
+        return f'<td data-value=""{_cls(cls)}>-</td>'
+    title = ""
+    if not has_prediction:
+        cls.append("missing")
+        title = ' title="no prediction: scored 0"'
+    return f'<td data-value="{value!r}"{_cls(cls)}{title}>{100 * value:.1f}</td>'
+
+
+def _cls(classes: Sequence[str]) -> str:
+    return f' class="{" ".join(classes)}"' if classes else ""
+
+
+def _delta_td(view: SampleView, r: int, protocol: str) -> str:
+    a, b = view.scores[0][protocol].viou, view.scores[r][protocol].viou
+    if a is None or b is None:
+        return '<td data-value="">-</td>'
+    d = b - a
+    sign = "pos" if d > 0 else "neg" if d < 0 else ""
+    text = f"{100 * d:+.1f}" if d else "0.0"
+    return f'<td data-value="{d!r}"{_cls([sign] if sign else [])}>{text}</td>'
+
+
+def _samples_section(data: ReportData) -> str:
+    protocol = data.protocols[0]
+    n_runs = len(data.runs)
+    two_rows = n_runs > 1
+    rowspan = ' rowspan="2"' if two_rows else ""
+    fixed = [
+        ("#", True, "", "order"),
+        ("sample", False, "text", "sample"),
+        ("caption", False, "text", "caption"),
+        ("group", False, "text", "group"),
+    ]
+    top: list[str] = []
+    sub: list[str] = []
+    col = 0
+    for label, numeric, cls, sort_label in fixed:
+        th = _sort_th(col, label, numeric, cls, sort_label)
+        top.append(th.replace("<th ", f"<th{rowspan} ", 1) if two_rows else th)
+        col += 1
+    for r, run in enumerate(data.runs):
+        target = sub if two_rows else top
+        for k, (_, name) in enumerate(SAMPLE_METRICS):
+            label = f"{run.label} {name}" if two_rows else name
+            cls = f"run-{r} first-of-run" if k == 0 and two_rows else ""
+            target.append(_sort_th(col, name, True, cls, label))
+            col += 1
+        if two_rows:
+            top.append(
+                f'<th scope="colgroup" colspan="3" class="run-head run-{r}">'
+                f'{_swatch(f"run-{r}")} {esc(run.label)}</th>'
+            )
+    for r in range(1, n_runs):
+        label = f"&Delta; vIoU {esc(data.runs[r].label)} &minus; {esc(data.runs[0].label)}"
+        sort_label = f"vIoU difference, {data.runs[r].label} minus {data.runs[0].label}"
+        th = _sort_th(col, label, True, "first-of-run", sort_label)
+        top.append(th.replace("<th ", f"<th{rowspan} ", 1))
+        col += 1
+    head = "<tr>" + "".join(top) + "</tr>" + ("<tr>" + "".join(sub) + "</tr>" if sub else "")
+    rows = []
+    for view in data.samples:
+        s = view.sample
+        cells = [
+            f'<td data-value="{view.index}">{view.index + 1}</td>',
+            f'<td class="text"><a href="#s{view.index:05d}">{esc(s.sample_id)}</a></td>',
+            f'<td class="text caption" title="{esc(s.caption)}">{esc(s.caption)}</td>',
+            f'<td class="text">{esc(view.group)}</td>',
+        ]
+        for r in range(n_runs):
+            score = view.scores[r][protocol]
+            has = view.predictions[r] is not None
+            for k, (key, _) in enumerate(SAMPLE_METRICS):
+                cells.append(_metric_td(score, key, has, k == 0 and two_rows))
+        cells += [_delta_td(view, r, protocol) for r in range(1, n_runs)]
+        rows.append(
+            f'<tr data-order="{view.index}" data-id="{esc(s.sample_id)}">' + "".join(cells) + "</tr>"
+        )
+    return (
+        '<section id="samples" aria-labelledby="samples-title">\n'
+        '<h2 id="samples-title">Samples</h2>\n'
+        f'<p class="hint">{len(data.samples)} samples, scored with <code>{esc(protocol)}</code>; '
+        "values in %. Click a column header (or focus it and press Enter) to sort, again to "
+        "reverse; click a sample to see its frames.</p>\n"
+        '<p id="sort-status" class="visually-hidden" aria-live="polite"></p>\n'
+        '<div class="samples-wrap"><table id="sample-table" class="samples sortable" '
+        'data-status="sort-status">'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>\n</section>"
+    )
+
+
+# ----------------------------------------------------------------------------- one sample
+
+
+def _pct(frame: float, segment: Span) -> float:
+    return 100.0 * (frame - segment[0]) / max(segment[1] - segment[0], 1)
+
+
+def _bar(span: Span | None, segment: Span, cls: str, title: str) -> str:
+    if span is None:
+        return ""
+    a, b = max(span[0], segment[0]), min(span[1], segment[1])
+    if b <= a:
+        return ""
+    left, right = _pct(a, segment), _pct(b, segment)
+    return (
+        f'<div class="tl-span {cls}" style="left:{_num(left)}%;width:{_num(right - left)}%" '
+        f'title="{esc(title)}"></div>'
+    )
+
+
+def _timeline(view: SampleView, data: ReportData) -> str:
+    s = view.sample
+    seg = s.segment
+    protocol = data.protocols[0]
+    rows = [
+        '<div class="tl-row gt"><span class="tl-label">'
+        f'{_swatch("gt")} ground truth</span><div class="tl-track">'
+        f'{_bar(s.tube, seg, "gt", "GT " + _span(s.tube))}</div>'
+        f'<span class="tl-text">{_span(s.tube)}</span></div>'
+    ]
+    for r, run in enumerate(data.runs):
+        pred = view.predictions[r]
+        tube = pred.tube if pred is not None else None
+        if tube is None:
+            text = "no prediction"
+        else:
+            tiou = view.scores[r][protocol].tiou
+            text = f"{_span(tube)} &middot; tIoU {100 * tiou:.1f}"
+        title = f"{run.label} " + (_span(tube) if tube is not None else "none")
+        rows.append(
+            f'<div class="tl-row run-{r}"><span class="tl-label" title="{esc(run.label)}">'
+            f'{_swatch(f"run-{r}")} {esc(run.label)}</span><div class="tl-track">'
+            f'{_bar(tube, seg, f"run-{r}", title)}</div><span class="tl-text">{text}</span></div>'
+        )
+    ticks = "".join(
+        f'<i class="tl-tick" style="left:{_num(_pct(f + 0.5, seg))}%" title="frame {f}"></i>'
+        for f in view.frame_ids
+    )
+    rows.append(
+        '<div class="tl-row tl-axis"><span class="tl-label">frames</span>'
+        f'<div class="tl-track">{ticks}<span class="tl-end">{seg[0]}</span>'
+        f'<span class="tl-end right">{seg[1]}</span></div>'
+        f'<span class="tl-text">segment {_span(seg)}, {s.fps:g} fps</span></div>'
+    )
+    label = f"Timeline of segment {_span(seg)}: ground truth {_span(s.tube)}" + "".join(
+        f", {run.label} "
+        + (_span(p.tube) if (p := view.predictions[r]) is not None else "no prediction")
+        for r, run in enumerate(data.runs)
+    )
+    return (
+        f'<div class="timeline" role="group" aria-label="{esc(label)}">' + "".join(rows) + "</div>"
+    )
+
+
+def _rect(box: Sequence[float], cls: str) -> str:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    geometry = (
+        f'x="{_num(x1)}" y="{_num(y1)}" width="{_num(x2 - x1)}" height="{_num(y2 - y1)}"'
+    )
+    return f'<rect class="halo {cls}" {geometry}/><rect class="box {cls}" {geometry}/>'
+
+
+def _in_span(frame: int, span: Span) -> bool:
+    return span[0] <= frame < span[1]
+
+
+def _frame_figure(view: SampleView, frame_id: int, image: str, data: ReportData) -> str:
+    s: Sample = view.sample
+    rects, ious = [], []
+    for r in range(len(data.runs)):
+        pred: Prediction | None = view.predictions[r]
+        box = pred.boxes.get(frame_id) if pred is not None else None
+        if box is None:
+            continue
+        inside = _in_span(frame_id, pred.tube)
+        rects.append(_rect(box, f"run-{r}" + ("" if inside else " out")))
+        gt = s.boxes.get(frame_id)
+        if gt is not None and inside:
+            ious.append(
+                f'<span class="iou run-{r}" title="box IoU with GT, {esc(data.runs[r].label)}">'
+                f"{_swatch(f'run-{r}')}{box_iou_xyxy(gt, box):.2f}</span>"
+            )
+    gt = s.boxes.get(frame_id)
+    if gt is not None:
+        rects.append(_rect(gt, "gt"))  # drawn last: on top
+    in_gt = " in-gt" if _in_span(frame_id, s.tube) else ""
+    return (
+        f'<figure class="frame" data-frame="{frame_id}"><div class="frame-box">'
+        f'<img src="{esc(image)}" alt="frame {frame_id}" width="{s.width}" height="{s.height}" '
+        f'loading="lazy"><svg viewBox="0 0 {s.width} {s.height}" preserveAspectRatio="none" '
+        f'aria-hidden="true">{"".join(rects)}</svg></div>'
+        f'<figcaption><span class="fid{in_gt}">#{frame_id}</span>{"".join(ious)}</figcaption>'
+        "</figure>"
+    )
+
+
+def _sample_scores(view: SampleView, data: ReportData) -> str:
+    several = len(data.protocols) > 1
+    head = '<th class="text" scope="col">run</th>' + "".join(
+        f'<th scope="col">{name}' + (f" <small>{esc(p)}</small>" if several else "") + "</th>"
+        for p in data.protocols
+        for _, name in SAMPLE_METRICS
+    )
+    rows = []
+    for r, run in enumerate(data.runs):
+        cells = [f'<td class="text">{_swatch(f"run-{r}")} {esc(run.label)}</td>']
+        for p in data.protocols:
+            score = view.scores[r][p]
+            for key, _ in SAMPLE_METRICS:
+                value = getattr(score, key)
+                cells.append(f"<td>{'-' if value is None else f'{100 * value:.1f}'}</td>")
+        rows.append(f'<tr class="run-{r}">' + "".join(cells) + "</tr>")
+    return (
+        f'<table class="sample-scores"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _sample_block(view: SampleView, data: ReportData) -> str:
+    s = view.sample
+    facts = [
+        f"video <code>{esc(s.video_id)}</code>",
+        f"{s.width}&times;{s.height}",
+        f"{s.fps:g} fps",
+        f"segment {_span(s.segment)}",
+        f"GT {_span(s.tube)}",
+        f"{esc(data.group_by)} <b>{esc(view.group)}</b>",
+    ]
+    missing = [data.runs[r].label for r, p in enumerate(view.predictions) if p is None]
+    if missing:
+        facts.append("no prediction from " + ", ".join(esc(m) for m in missing) + " (scored 0)")
+    if view.images:
+        strip = '<div class="strip">' + "".join(
+            _frame_figure(view, f, image, data)
+            for f, image in zip(view.frame_ids, view.images, strict=True)
+        )
+        strip += "</div>"
+    elif view.note:
+        strip = f'<p class="note" role="note">{esc(view.note)}</p>'
+    else:
+        strip = ""
+    return (
+        f'<article class="sample" id="s{view.index:05d}" data-id="{esc(s.sample_id)}">'
+        f'<h3><span>{esc(s.sample_id)}</span><span class="caption">&ldquo;{esc(s.caption)}'
+        '&rdquo;</span><a class="up" href="#samples">back to the list</a></h3>'
+        f'<p class="facts">{" &middot; ".join(facts)}</p>'
+        f"{_sample_scores(view, data)}{_timeline(view, data)}{strip}</article>"
+    )
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def render_report(data: ReportData) -> str:
+    """The whole page as one HTML string (UTF-8, no external resource but the frame files)."""
+    title = f"stvg report: {data.annotations_path.name}"
+    blocks = "\n".join(_sample_block(v, data) for v in data.samples)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n"
+        f"<style>\n{_static('report.css')}\n{_run_css(len(data.runs))}\n</style>\n"
+        "</head>\n<body>\n"
+        f"{_header(data)}\n<main>\n{_scores_section(data)}\n{_samples_section(data)}\n"
+        '<section id="details" aria-labelledby="details-title">\n'
+        '<h2 id="details-title">Per sample</h2>\n'
+        f"{blocks}\n</section>\n</main>\n"
+        f"<script>\n{_static('report.js')}</script>\n</body>\n</html>\n"
+    )
