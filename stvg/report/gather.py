@@ -119,7 +119,7 @@ def _frames_of(
     video = video_root / sample.video_path
     if not video.exists():
         view.note = f"Video not found: {sample.video_path} (under {video_root}). Timeline only."
-        log.warning("sample %s: video %s not found; timeline only", sample.sample_id, video)
+        log.debug("sample %s: video %s not found; timeline only", sample.sample_id, video)
         return
     try:
         view.frame_ids, view.images = write_sample_frames(
@@ -127,7 +127,7 @@ def _frames_of(
         )
     except InputError as error:
         view.note = f"Cannot read the video {sample.video_path}: {error.message}. Timeline only."
-        log.warning("sample %s: %s; timeline only", sample.sample_id, error)
+        log.debug("sample %s: %s; timeline only", sample.sample_id, error)
 
 
 def gather_report(
@@ -196,8 +196,7 @@ def gather_report(
             group=group_of(sample, group_by),
             predictions=[run.predictions.by_id.get(sample.sample_id) for run in runs],
             scores=[
-                {p: per_sample[p][r][sample.sample_id] for p in protocols}
-                for r in range(len(runs))
+                {p: per_sample[p][r][sample.sample_id] for p in protocols} for r in range(len(runs))
             ],
         )
         for i, sample in enumerate(loaded.samples)
@@ -207,7 +206,16 @@ def gather_report(
         root = Path(video_root) if video_root is not None else annotations.parent
         for view in tqdm(views, desc="report frames", unit="sample", disable=not progress):
             _frames_of(view, root, out_dir, num_frames, tile_width)
-    log.info("frames of %d samples under %s", len(views), out_dir / FRAMES_DIR)
+        without = [v for v in views if v.note]
+        if without:
+            log.warning(
+                "%d of %d samples have no frames (first: %s: %s); their timelines are shown",
+                len(without),
+                len(views),
+                without[0].sample.sample_id,
+                without[0].note,
+            )
+        log.info("frames of %d samples under %s", len(views) - len(without), out_dir / FRAMES_DIR)
     return ReportData(
         annotations_path=annotations,
         annotations=loaded,

@@ -126,7 +126,9 @@ def _score_table(data: ReportData, protocol: str) -> str:
     for m in metrics:
         span = f' colspan="{n_runs}" class="run-head"' if n_runs > 1 else ""
         head.append(f'<th scope="col"{span}>{esc(m)}</th>')
-    head.append('<th scope="col"' + (' rowspan="2"' if n_runs > 1 else "") + ">count</th>")
+    head.append(
+        '<th scope="col" class="count"' + (' rowspan="2"' if n_runs > 1 else "") + ">count</th>"
+    )
     rows = ["<tr>" + "".join(head) + "</tr>"]
     if n_runs > 1:
         sub = []
@@ -153,7 +155,7 @@ def _score_table(data: ReportData, protocol: str) -> str:
                     cls.append("best")
                 attr = f' class="{" ".join(cls)}"' if cls else ""
                 cells.append(f"<td{attr}>{text}</td>")
-        cells.append(f"<td>{score_cell(results[0][group]['count'])}</td>")
+        cells.append(f'<td class="count">{score_cell(results[0][group]["count"])}</td>')
         cls = ' class="all"' if group == "all" else ""
         body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     note = ""
@@ -163,7 +165,7 @@ def _score_table(data: ReportData, protocol: str) -> str:
             "annotations for vIoU and sIoU.</p>"
         )
     return (
-        f'<h3>{esc(protocol)} <small>{esc(DESCRIPTIONS.get(protocol, ""))}</small></h3>\n'
+        f"<h3>{esc(protocol)} <small>{esc(DESCRIPTIONS.get(protocol, ''))}</small></h3>\n"
         f'<div class="table-wrap"><table class="scores" data-protocol="{esc(protocol)}">'
         f"<thead>{''.join(rows)}</thead><tbody>{''.join(body)}</tbody></table></div>{note}"
     )
@@ -247,7 +249,7 @@ def _samples_section(data: ReportData) -> str:
         if two_rows:
             top.append(
                 f'<th scope="colgroup" colspan="3" class="run-head run-{r}">'
-                f'{_swatch(f"run-{r}")} {esc(run.label)}</th>'
+                f"{_swatch(f'run-{r}')} {esc(run.label)}</th>"
             )
     for r in range(1, n_runs):
         label = f"&Delta; vIoU {esc(data.runs[r].label)} &minus; {esc(data.runs[0].label)}"
@@ -272,7 +274,9 @@ def _samples_section(data: ReportData) -> str:
                 cells.append(_metric_td(score, key, has, k == 0 and two_rows))
         cells += [_delta_td(view, r, protocol) for r in range(1, n_runs)]
         rows.append(
-            f'<tr data-order="{view.index}" data-id="{esc(s.sample_id)}">' + "".join(cells) + "</tr>"
+            f'<tr data-order="{view.index}" data-id="{esc(s.sample_id)}">'
+            + "".join(cells)
+            + "</tr>"
         )
     return (
         '<section id="samples" aria-labelledby="samples-title">\n'
@@ -314,7 +318,7 @@ def _timeline(view: SampleView, data: ReportData) -> str:
     rows = [
         '<div class="tl-row gt"><span class="tl-label">'
         f'{_swatch("gt")} ground truth</span><div class="tl-track">'
-        f'{_bar(s.tube, seg, "gt", "GT " + _span(s.tube))}</div>'
+        f"{_bar(s.tube, seg, 'gt', 'GT ' + _span(s.tube))}</div>"
         f'<span class="tl-text">{_span(s.tube)}</span></div>'
     ]
     for r, run in enumerate(data.runs):
@@ -353,9 +357,7 @@ def _timeline(view: SampleView, data: ReportData) -> str:
 
 def _rect(box: Sequence[float], cls: str) -> str:
     x1, y1, x2, y2 = (float(v) for v in box)
-    geometry = (
-        f'x="{_num(x1)}" y="{_num(y1)}" width="{_num(x2 - x1)}" height="{_num(y2 - y1)}"'
-    )
+    geometry = f'x="{_num(x1)}" y="{_num(y1)}" width="{_num(x2 - x1)}" height="{_num(y2 - y1)}"'
     return f'<rect class="halo {cls}" {geometry}/><rect class="box {cls}" {geometry}/>'
 
 

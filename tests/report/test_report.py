@@ -87,7 +87,6 @@ def test_sample_list_by_hand(hand_report):
     assert all(th.find_all("button") for th in headers)
 
 
-
 def _cli_table(out: str) -> dict[str, list[str]]:
     lines = out.strip().splitlines()
     start = next(i for i, line in enumerate(lines) if set(line.replace(" ", "")) == {"-"})
@@ -131,7 +130,12 @@ def synth_runs(tmp_path_factory) -> Path:
 def test_score_tables_equal_stvg_score(synth_runs, tmp_path, group_by):
     out = tmp_path / "report"
     args = ["report", "--annotations", str(synth_runs / "both.json"), "--out", str(out)]
-    args += ["--predictions", str(synth_runs / "A.json"), "--predictions", str(synth_runs / "B.json")]
+    args += [
+        "--predictions",
+        str(synth_runs / "A.json"),
+        "--predictions",
+        str(synth_runs / "B.json"),
+    ]
     args += ["--protocol", "tubedetr", "--protocol", "hcstvg", "--protocol", "stcat"]
     args += ["--group-by", group_by, "--frames", "2"]
     result = runner.invoke(app, args)
@@ -156,7 +160,10 @@ def test_score_tables_equal_stvg_score(synth_runs, tmp_path, group_by):
             assert cli.exit_code == 0, cli.output
             expected = _cli_table(cli.output)
             # HTML cells per group: metric k of run r at k * 2 + r, then the count
-            mine = {g: [cells[k * 2 + r] for k in range(5)] + [cells[10]] for g, cells in html_rows.items()}
+            mine = {
+                g: [cells[k * 2 + r] for k in range(5)] + [cells[10]]
+                for g, cells in html_rows.items()
+            }
             assert mine == expected, (protocol, run)
 
 
@@ -166,7 +173,7 @@ def test_score_tables_equal_stvg_score(synth_runs, tmp_path, group_by):
 def test_user_text_is_escaped(hand_report):
     text = hand_report.read_text(encoding="utf-8")
     assert text.count("<script") == 1  # the report's own script, nothing else
-    assert "<b>bold</b>" not in text and "onerror=\"window" not in text
+    assert "<b>bold</b>" not in text and 'onerror="window' not in text
     assert "&lt;script&gt;window.__xss = 1&lt;/script&gt; &quot;red&quot; &amp; " in text
     page = parse(text)
     assert page.find_all("img", src="x") == []
@@ -314,3 +321,22 @@ def test_bad_input_is_one_clear_error(hand_data, tmp_path):
     assert [c.attrs["data-value"] for c in cells[4:7]] == ["0.0", "0.0", "0.0"]
     assert "missing" in cells[4].attrs["class"].split()
 
+
+def test_sentence_only_annotations(hand_data, tmp_path):
+    """No GT boxes: only m_tIoU is scored; the box columns say "-" and sort last."""
+    doc = json.loads((hand_data / "annotations.json").read_text())
+    doc["has_boxes"] = False
+    for sample in doc["samples"]:
+        sample["boxes"] = {}
+    (tmp_path / "sentences.json").write_text(json.dumps(doc))
+    args = ["report", "--annotations", str(tmp_path / "sentences.json"), "--out", str(tmp_path)]
+    args += ["--predictions", str(hand_data / "A.json"), "--video-root", str(hand_data)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = _page(tmp_path / "index.html")
+    # A's tIoU: q1 1/2, q2 0, q3 1
+    assert _score_rows(page, "tubedetr")["all"] == ["50.00", "-", "-", "-", "-", "3"]
+    row = page.find("tr", data_id="q1").find_all("td")
+    assert [c.attrs["data-value"] for c in row[4:7]] == ["", "0.5", ""]
+    assert page.find("article", id="s00000").find_all("rect", class_="gt") == []
+    assert "Sentence-only" in page.find("section", id="scores").text()
