@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stvg.atomic import write_text_atomic
+from stvg.errors import InputError
 from stvg.report.gather import gather_report
 from stvg.report.html import render_report
 
@@ -33,6 +34,10 @@ def build_report(
     described in :mod:`stvg.report.html`. The page is written last and atomically, so an
     interrupted run leaves the previous page (or none).
     """
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(
+            "the output must be a folder, and this is a file", file=out_dir, field="--out"
+        )
     data = gather_report(
         annotations,
         predictions,

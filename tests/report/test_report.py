@@ -305,6 +305,8 @@ def test_bad_input_is_one_clear_error(hand_data, tmp_path):
         (("--group-by", "kind"), "--group-by"),
         (("--label", "a", "--label", "b"), "--label"),
     ]
+    (tmp_path / "file").write_text("")
+    cases.append((("--out", str(tmp_path / "file")), "--out"))  # the later --out wins
     for extra, needle in cases:
         result = _report(hand_data, tmp_path, *extra)
         assert result.exit_code == 2, (extra, result.output)
