@@ -264,7 +264,7 @@ def test_frames_zero_and_one_run(hand_data, tmp_path):
             "--predictions", str(hand_data / "B.json"),
             "--out", str(out),
             "--frames", "0",
-            "--label", "mine",
+            "--label", "mine <i>",
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -275,7 +275,26 @@ def test_frames_zero_and_one_run(hand_data, tmp_path):
     assert list(rows) == ["declarative", "all"]  # grouped by qtype
     assert rows["all"] == ["83.33", "44.44", "100.00", "0.00", "61.11", "3"]
     legend = " ".join(page.find("ul", class_="legend").text().split())
-    assert "mine B.json, 3 tubes" in legend
+    assert "mine <i> B.json, 3 tubes" in legend
+    assert page.find_all("i", class_="tl-tick") == page.find_all("i")  # the label is text
+
+
+def test_unreadable_video_keeps_the_timeline(hand_data, tmp_path):
+    doc = json.loads((hand_data / "annotations.json").read_text())
+    doc["samples"][1]["video_path"] = "bad.mp4"
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all" * 100)
+    (tmp_path / "videos").symlink_to(hand_data / "videos")
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    args = ["report", "--annotations", str(tmp_path / "ann.json"), "--out", str(tmp_path / "r")]
+    args += ["--predictions", str(hand_data / "A.json"), "--frames", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = _page(tmp_path / "r" / "index.html")
+    assert len(page.find("article", id="s00000").find_all("figure")) == 3
+    block = page.find("article", id="s00001")
+    assert block.find_all("figure") == []
+    assert block.find("p", class_="note").text().startswith("Cannot read the video bad.mp4")
+    assert len(block.find_all("div", class_="tl-span")) == 2  # GT and A
 
 
 def test_run_labels():
