@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from stvg.data.mp4 import write_mp4
 from stvg.report import build_report
 
 W0, H0, GREY = 64, 48, 100
@@ -40,16 +40,7 @@ GT_Q2 = [0.0, 0.0, 32.0, 24.0]
 
 
 def write_grey_video(path: Path, frames: int = 10) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = W0, H0, "yuv420p"
-        for _ in range(frames):
-            frame = np.full((H0, W0, 3), GREY, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_mp4(path, [np.full((H0, W0, 3), GREY, np.uint8)] * frames, fps=10)
 
 
 def _sample(sid: str, video: str, tube: list[int], box: list[float], caption: str, kind: str):
