@@ -9,70 +9,30 @@ Sections: the score tables (one per protocol: rows are :func:`~stvg.evaluate.sco
 groups, columns its metrics in %, one sub-column per run, formatted as ``stvg score`` prints
 them); the sample list (one row per sample, sortable by any column; vIoU, tIoU and sIoU of every
 run under the first protocol, and each further run's vIoU minus the first run's); then one
-block per sample: facts, its scores, a timeline of the GT and predicted spans over the segment
-and its frames with the boxes drawn as SVG over each image.
-
-Geometry (the tests check it by hand): on a timeline of segment ``[s0, s1)`` a frame ``f`` sits
-at ``100 * (f - s0) / (s1 - s0)`` % of the track; a span ``[a, b)`` (clipped to the segment) is
-a bar ``left = pct(a)``, ``width = pct(b) - pct(a)``; a shown frame's tick is at ``pct(f +
-0.5)``. A box ``[x1, y1, x2, y2]`` is ``<rect x=x1 y=y1 width=x2-x1 height=y2-y1>`` in an SVG
-whose ``viewBox`` is ``0 0 W H``, the annotation's frame size. Ground-truth boxes are drawn on
-the frames that have one; a run's box solid inside its predicted span (the boxes vIoU uses) and
-dashed outside it (the ``tubedetr`` sIoU uses those too).
+block per sample (:mod:`stvg.report.sample_block`).
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
 from importlib import resources
 
-from stvg.data.sample import Sample, Span
-from stvg.evaluate.boxes import box_iou_xyxy
-from stvg.evaluate.predictions import Prediction
 from stvg.evaluate.protocols import DESCRIPTIONS, SampleScore
 from stvg.evaluate.score import METRICS
 from stvg.report.gather import ReportData, SampleView
-
-GT_COLOR = "#00e000"
-RUN_COLORS = ("#ffd400", "#ff3df2", "#00d5ff", "#ff8c00", "#b388ff", "#ffffff")
-SAMPLE_METRICS = (("viou", "vIoU"), ("tiou", "tIoU"), ("siou", "sIoU"))
-
-
-def esc(text: object) -> str:
-    """HTML-escape ``text`` for element content and double-quoted attributes."""
-    return html.escape(str(text), quote=True)
-
-
-def run_color(r: int) -> str:
-    """The color of run ``r`` (0-based): boxes, spans and swatches."""
-    return RUN_COLORS[r % len(RUN_COLORS)]
-
-
-def score_cell(value: float | int | None) -> str:
-    """A value of the score table as ``stvg score`` prints it: % with 2 decimals, ``-`` for None."""
-    if value is None:
-        return "-"
-    if isinstance(value, int):
-        return str(value)
-    return f"{100 * value:.2f}"
+from stvg.report.markup import (
+    GT_COLOR,
+    SAMPLE_METRICS,
+    classes,
+    esc,
+    run_color,
+    score_cell,
+    swatch,
+)
+from stvg.report.sample_block import sample_block
 
 
 def _static(name: str) -> str:
     return resources.files("stvg.report").joinpath("static", name).read_text(encoding="utf-8")
-
-
-def _num(value: float) -> str:
-    """A number for CSS / SVG attributes: at most 3 decimals, no trailing zeros."""
-    return f"{value:.3f}".rstrip("0").rstrip(".")
-
-
-def _span(span: Span) -> str:
-    return f"[{span[0]}, {span[1]})"
-
-
-def _swatch(cls: str) -> str:
-    return f'<span class="swatch {cls}" aria-hidden="true"></span>'
 
 
 # ----------------------------------------------------------------------------- head and legend
@@ -99,11 +59,11 @@ def _header(data: ReportData) -> str:
     ]
     if not ann.has_boxes:
         facts.append("sentence-only annotations (no boxes)")
-    items = [f'<li class="gt">{_swatch("gt")} ground truth</li>']
+    items = [f'<li class="gt">{swatch("gt")} ground truth</li>']
     for r, run in enumerate(data.runs):
         count = len(run.predictions.by_id)
         items.append(
-            f'<li class="run-{r}">{_swatch(f"run-{r}")} <b>{esc(run.label)}</b> '
+            f'<li class="run-{r}">{swatch(f"run-{r}")} <b>{esc(run.label)}</b> '
             f'<span class="file">{esc(run.path.name)}, {count} tubes</span> '
             f'<label><input type="checkbox" checked data-run-toggle="{r}"> show</label></li>'
         )
@@ -136,7 +96,7 @@ def _score_table(data: ReportData, protocol: str) -> str:
             for r, run in enumerate(data.runs):
                 first = " first-of-run" if r == 0 else ""
                 sub.append(
-                    f'<th scope="col" class="run-{r}{first}">{_swatch(f"run-{r}")} '
+                    f'<th scope="col" class="run-{r}{first}">{swatch(f"run-{r}")} '
                     f"{esc(run.label)}</th>"
                 )
         rows.append("<tr>" + "".join(sub) + "</tr>")
@@ -199,16 +159,12 @@ def _metric_td(score: SampleScore, key: str, has_prediction: bool, first: bool) 
     value = getattr(score, key)
     cls = ["first-of-run"] if first else []
     if value is None:
-        return f'<td data-value=""{_cls(cls)}>-</td>'
+        return f'<td data-value=""{classes(cls)}>-</td>'
     title = ""
     if not has_prediction:
         cls.append("missing")
         title = ' title="no prediction: scored 0"'
-    return f'<td data-value="{value!r}"{_cls(cls)}{title}>{100 * value:.1f}</td>'
-
-
-def _cls(classes: Sequence[str]) -> str:
-    return f' class="{" ".join(classes)}"' if classes else ""
+    return f'<td data-value="{value!r}"{classes(cls)}{title}>{100 * value:.1f}</td>'
 
 
 def _delta_td(view: SampleView, r: int, protocol: str) -> str:
@@ -218,7 +174,7 @@ def _delta_td(view: SampleView, r: int, protocol: str) -> str:
     d = b - a
     sign = "pos" if d > 0 else "neg" if d < 0 else ""
     text = f"{100 * d:+.1f}" if d else "0.0"
-    return f'<td data-value="{d!r}"{_cls([sign] if sign else [])}>{text}</td>'
+    return f'<td data-value="{d!r}"{classes([sign] if sign else [])}>{text}</td>'
 
 
 def _samples_section(data: ReportData) -> str:
@@ -249,7 +205,7 @@ def _samples_section(data: ReportData) -> str:
         if two_rows:
             top.append(
                 f'<th scope="colgroup" colspan="3" class="run-head run-{r}">'
-                f"{_swatch(f'run-{r}')} {esc(run.label)}</th>"
+                f"{swatch(f'run-{r}')} {esc(run.label)}</th>"
             )
     for r in range(1, n_runs):
         label = f"&Delta; vIoU {esc(data.runs[r].label)} &minus; {esc(data.runs[0].label)}"
@@ -291,171 +247,13 @@ def _samples_section(data: ReportData) -> str:
     )
 
 
-# ----------------------------------------------------------------------------- one sample
-
-
-def _pct(frame: float, segment: Span) -> float:
-    return 100.0 * (frame - segment[0]) / max(segment[1] - segment[0], 1)
-
-
-def _bar(span: Span | None, segment: Span, cls: str, title: str) -> str:
-    if span is None:
-        return ""
-    a, b = max(span[0], segment[0]), min(span[1], segment[1])
-    if b <= a:
-        return ""
-    left, right = _pct(a, segment), _pct(b, segment)
-    return (
-        f'<div class="tl-span {cls}" style="left:{_num(left)}%;width:{_num(right - left)}%" '
-        f'title="{esc(title)}"></div>'
-    )
-
-
-def _timeline(view: SampleView, data: ReportData) -> str:
-    s = view.sample
-    seg = s.segment
-    protocol = data.protocols[0]
-    rows = [
-        '<div class="tl-row gt"><span class="tl-label">'
-        f'{_swatch("gt")} ground truth</span><div class="tl-track">'
-        f"{_bar(s.tube, seg, 'gt', 'GT ' + _span(s.tube))}</div>"
-        f'<span class="tl-text">{_span(s.tube)}</span></div>'
-    ]
-    for r, run in enumerate(data.runs):
-        pred = view.predictions[r]
-        tube = pred.tube if pred is not None else None
-        if tube is None:
-            text = "no prediction"
-        else:
-            tiou = view.scores[r][protocol].tiou
-            text = f"{_span(tube)} &middot; tIoU {100 * tiou:.1f}"
-        title = f"{run.label} " + (_span(tube) if tube is not None else "none")
-        rows.append(
-            f'<div class="tl-row run-{r}"><span class="tl-label" title="{esc(run.label)}">'
-            f'{_swatch(f"run-{r}")} {esc(run.label)}</span><div class="tl-track">'
-            f'{_bar(tube, seg, f"run-{r}", title)}</div><span class="tl-text">{text}</span></div>'
-        )
-    ticks = "".join(
-        f'<i class="tl-tick" style="left:{_num(_pct(f + 0.5, seg))}%" title="frame {f}"></i>'
-        for f in view.frame_ids
-    )
-    rows.append(
-        '<div class="tl-row tl-axis"><span class="tl-label">frames</span>'
-        f'<div class="tl-track">{ticks}<span class="tl-end">{seg[0]}</span>'
-        f'<span class="tl-end right">{seg[1]}</span></div>'
-        f'<span class="tl-text">segment {_span(seg)}, {s.fps:g} fps</span></div>'
-    )
-    label = f"Timeline of segment {_span(seg)}: ground truth {_span(s.tube)}" + "".join(
-        f", {run.label} "
-        + (_span(p.tube) if (p := view.predictions[r]) is not None else "no prediction")
-        for r, run in enumerate(data.runs)
-    )
-    return (
-        f'<div class="timeline" role="group" aria-label="{esc(label)}">' + "".join(rows) + "</div>"
-    )
-
-
-def _rect(box: Sequence[float], cls: str) -> str:
-    x1, y1, x2, y2 = (float(v) for v in box)
-    geometry = f'x="{_num(x1)}" y="{_num(y1)}" width="{_num(x2 - x1)}" height="{_num(y2 - y1)}"'
-    return f'<rect class="halo {cls}" {geometry}/><rect class="box {cls}" {geometry}/>'
-
-
-def _in_span(frame: int, span: Span) -> bool:
-    return span[0] <= frame < span[1]
-
-
-def _frame_figure(view: SampleView, frame_id: int, image: str, data: ReportData) -> str:
-    s: Sample = view.sample
-    rects, ious = [], []
-    for r in range(len(data.runs)):
-        pred: Prediction | None = view.predictions[r]
-        box = pred.boxes.get(frame_id) if pred is not None else None
-        if box is None:
-            continue
-        inside = _in_span(frame_id, pred.tube)
-        rects.append(_rect(box, f"run-{r}" + ("" if inside else " out")))
-        gt = s.boxes.get(frame_id)
-        if gt is not None and inside:
-            ious.append(
-                f'<span class="iou run-{r}" title="box IoU with GT, {esc(data.runs[r].label)}">'
-                f"{_swatch(f'run-{r}')}{box_iou_xyxy(gt, box):.2f}</span>"
-            )
-    gt = s.boxes.get(frame_id)
-    if gt is not None:
-        rects.append(_rect(gt, "gt"))  # drawn last: on top
-    in_gt = " in-gt" if _in_span(frame_id, s.tube) else ""
-    return (
-        f'<figure class="frame" data-frame="{frame_id}"><div class="frame-box">'
-        f'<img src="{esc(image)}" alt="frame {frame_id}" width="{s.width}" height="{s.height}" '
-        f'loading="lazy"><svg viewBox="0 0 {s.width} {s.height}" preserveAspectRatio="none" '
-        f'aria-hidden="true">{"".join(rects)}</svg></div>'
-        f'<figcaption><span class="fid{in_gt}">#{frame_id}</span>{"".join(ious)}</figcaption>'
-        "</figure>"
-    )
-
-
-def _sample_scores(view: SampleView, data: ReportData) -> str:
-    several = len(data.protocols) > 1
-    head = '<th class="text" scope="col">run</th>' + "".join(
-        f'<th scope="col">{name}' + (f" <small>{esc(p)}</small>" if several else "") + "</th>"
-        for p in data.protocols
-        for _, name in SAMPLE_METRICS
-    )
-    rows = []
-    for r, run in enumerate(data.runs):
-        cells = [f'<td class="text">{_swatch(f"run-{r}")} {esc(run.label)}</td>']
-        for p in data.protocols:
-            score = view.scores[r][p]
-            for key, _ in SAMPLE_METRICS:
-                value = getattr(score, key)
-                cells.append(f"<td>{'-' if value is None else f'{100 * value:.1f}'}</td>")
-        rows.append(f'<tr class="run-{r}">' + "".join(cells) + "</tr>")
-    return (
-        f'<table class="sample-scores"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _sample_block(view: SampleView, data: ReportData) -> str:
-    s = view.sample
-    facts = [
-        f"video <code>{esc(s.video_id)}</code>",
-        f"{s.width}&times;{s.height}",
-        f"{s.fps:g} fps",
-        f"segment {_span(s.segment)}",
-        f"GT {_span(s.tube)}",
-        f"{esc(data.group_by)} <b>{esc(view.group)}</b>",
-    ]
-    missing = [data.runs[r].label for r, p in enumerate(view.predictions) if p is None]
-    if missing:
-        facts.append("no prediction from " + ", ".join(esc(m) for m in missing) + " (scored 0)")
-    if view.images:
-        strip = '<div class="strip">' + "".join(
-            _frame_figure(view, f, image, data)
-            for f, image in zip(view.frame_ids, view.images, strict=True)
-        )
-        strip += "</div>"
-    elif view.note:
-        strip = f'<p class="note" role="note">{esc(view.note)}</p>'
-    else:
-        strip = ""
-    return (
-        f'<article class="sample" id="s{view.index:05d}" data-id="{esc(s.sample_id)}">'
-        f'<h3><span>{esc(s.sample_id)}</span><span class="caption">&ldquo;{esc(s.caption)}'
-        '&rdquo;</span><a class="up" href="#samples">back to the list</a></h3>'
-        f'<p class="facts">{" &middot; ".join(facts)}</p>'
-        f"{_sample_scores(view, data)}{_timeline(view, data)}{strip}</article>"
-    )
-
-
 # ----------------------------------------------------------------------------- the page
 
 
 def render_report(data: ReportData) -> str:
     """The whole page as one HTML string (UTF-8, no external resource but the frame files)."""
     title = f"stvg report: {data.annotations_path.name}"
-    blocks = "\n".join(_sample_block(v, data) for v in data.samples)
+    blocks = "\n".join(sample_block(v, data) for v in data.samples)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
