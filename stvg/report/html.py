@@ -65,7 +65,9 @@ def _header(data: ReportData) -> str:
         items.append(
             f'<li class="run-{r}">{swatch(f"run-{r}")} <b>{esc(run.label)}</b> '
             f'<span class="file">{esc(run.path.name)}, {count} tubes</span> '
-            f'<label><input type="checkbox" checked data-run-toggle="{r}"> show</label></li>'
+            f'<label><input type="checkbox" checked data-run-toggle="{r}"> show'
+            f'<span class="visually-hidden"> the boxes and span of {esc(run.label)}</span>'
+            "</label></li>"
         )
     return (
         "<header>\n<h1>stvg report</h1>\n"
