@@ -14,6 +14,7 @@ from stvg.cli import (  # noqa: F401  (imported to register their commands)
     features,
     pipeline,
     predict,
+    predictions,
     report,
     score,
     synth,

@@ -24,7 +24,7 @@ def baseline_command(
     from stvg.data.formats import load_annotations
     from stvg.errors import InputError
     from stvg.evaluate.baselines import BASELINES, center_baseline, mean_baseline
-    from stvg.evaluate.predictions import write_predictions
+    from stvg.evaluate.predictions import make_provenance, write_predictions
 
     if kind not in BASELINES:
         raise InputError(
@@ -39,5 +39,12 @@ def baseline_command(
                 "--kind mean needs --train FILE (the training annotations)", field="--train"
             )
         predictions = mean_baseline(test, load_annotations(train))
-    write_predictions(out, predictions)
+    provenance = make_provenance(
+        baseline=kind,
+        annotations=Path(annotations).name,
+        split=test.split,
+        frames="every native frame of the segment",
+        boxes="one box for the whole tube",
+    )
+    write_predictions(out, predictions, provenance)
     typer.echo(f"{kind} baseline: {len(predictions)} predictions -> {out}")

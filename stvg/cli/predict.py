@@ -23,9 +23,9 @@ def predict_command(
 
     Boxes are interpolated to every native frame of the segment, so every protocol can score them.
     """
-    from stvg.evaluate.predict import predict_split
+    from stvg.evaluate.predict import predict_split, prediction_provenance
     from stvg.evaluate.predictions import write_predictions
 
     predictions, _ = predict_split(run, features, split, device=device, batch_size=batch_size)
-    write_predictions(out, predictions)
+    write_predictions(out, predictions, prediction_provenance(run, split))
     typer.echo(f"{len(predictions)} predictions -> {out}")

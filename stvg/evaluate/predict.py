@@ -225,3 +225,15 @@ def predict_split(
         samples=list(dataset.samples), dataset=store.manifest.dataset, split=split
     )
     return predictions, annotations
+
+
+def prediction_provenance(run: str | Path, split: str) -> dict[str, Any]:
+    """The ``provenance`` recorded in a predictions file written from ``run`` on ``split``."""
+    from stvg.evaluate.predictions import make_provenance
+
+    return make_provenance(
+        run=Path(run).name,
+        split=split,
+        frames="every native frame of the segment",
+        boxes="linear between the stored frames' boxes, held at the first and last",
+    )

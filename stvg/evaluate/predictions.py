@@ -13,12 +13,20 @@ frames outside the predicted span (the ``tubedetr`` protocol's m_sIoU uses boxes
 frames whatever the span). Sample ids are the annotation's: ``str(video_id)`` for TubeDETR files,
 the video file name key for raw HC-STVG.
 
-To re-score a TubeDETR or STCAT run, copy its ``sted`` into ``tube`` unchanged and its per-frame
-boxes into ``boxes``: the protocols apply the published formulas to those numbers as they are.
+A record may carry ``extra``: per-sample fields of another codebase's format that stvg keeps
+through a conversion (e.g. TubeDETR's ``qtype``); scoring ignores it. A document may carry
+``provenance`` (see :func:`make_provenance`): what wrote it (run folder name, split, stvg version,
+which frames hold boxes and how they were interpolated, UTC date), or the file it was converted
+from. Both are optional, so files written before they existed read as before.
+
+Files of TubeDETR, STCAT and the official HC-STVG script are read and written by
+:mod:`stvg.evaluate.peer_formats` (``stvg predictions convert``); :func:`read_predictions` reads
+them too, converting on the fly, so ``stvg score`` scores them directly.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,26 +45,48 @@ class Prediction:
 
     tube: Span
     boxes: dict[int, Box] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "tube": [int(self.tube[0]), int(self.tube[1])],
             "boxes": {str(f): [float(v) for v in self.boxes[f]] for f in sorted(self.boxes)},
         }
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
 
 
 @dataclass
 class Predictions:
-    """Predictions keyed by ``sample_id``; ``path`` is the file they came from (for messages)."""
+    """Predictions keyed by ``sample_id``; ``path`` is the file they came from (for messages),
+    ``provenance`` what wrote them (None for files written before stvg recorded it)."""
 
     by_id: dict[str, Prediction]
     path: str | None = None
+    provenance: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "predictions": {sid: p.to_json() for sid, p in self.by_id.items()},
-        }
+        out: dict[str, Any] = {"format": FORMAT}
+        if self.provenance is not None:
+            out["provenance"] = dict(self.provenance)
+        out["predictions"] = {sid: p.to_json() for sid, p in self.by_id.items()}
+        return out
+
+
+def make_provenance(**fields: Any) -> dict[str, Any]:
+    """A ``provenance`` record: ``fields`` (None values dropped), the stvg version and the date.
+
+    Callers pass what they know, e.g. ``run`` (the run folder's name), ``split``, ``frames``
+    (which frames hold a box), ``boxes`` (how they were interpolated), or ``converted_from`` and
+    ``source`` for an imported file. ``date`` is UTC, ISO 8601 to the second.
+    """
+    from stvg import __version__
+
+    out = {key: value for key, value in fields.items() if value is not None}
+    out["stvg_version"] = __version__
+    out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return out
 
 
 def _is_int(value: Any) -> bool:
@@ -115,7 +145,15 @@ def parse_prediction(record: Any, *, file: Any = None, sample: str | None = None
                 field="boxes",
             )
         boxes[frame] = parse_box(value, file=file, sample=sample, field=f"boxes.{key}")
-    return Prediction(tube=(int(tube[0]), int(tube[1])), boxes=boxes)
+    extra = record.get("extra", {})
+    if not isinstance(extra, dict):
+        raise InputError(
+            f"expected an object of extra fields, got {extra!r:.60}",
+            file=file,
+            sample=sample,
+            field="extra",
+        )
+    return Prediction(tube=(int(tube[0]), int(tube[1])), boxes=boxes, extra=dict(extra))
 
 
 def parse_predictions(data: Any, *, file: str | Path | None = None) -> Predictions:
@@ -135,18 +173,28 @@ def parse_predictions(data: Any, *, file: str | Path | None = None) -> Predictio
         raise InputError(
             "expected an object of sample_id -> prediction", file=file, field="predictions"
         )
+    provenance = data.get("provenance")
+    if provenance is not None and not isinstance(provenance, dict):
+        raise InputError(
+            f"expected an object, got {provenance!r:.60}", file=file, field="provenance"
+        )
     by_id = {
         str(sid): parse_prediction(record, file=file, sample=str(sid))
         for sid, record in records.items()
     }
-    return Predictions(by_id=by_id, path=None if file is None else str(file))
+    return Predictions(by_id=by_id, path=None if file is None else str(file), provenance=provenance)
 
 
-def read_predictions(path: str | Path) -> Predictions:
-    """Read and check a predictions file; missing files and malformed JSON are :class:`InputError`."""
-    from stvg.data.formats import read_json_file  # one JSON reader with the same messages
+def read_predictions(path: str | Path, format: str | None = None) -> Predictions:
+    """Read and check a predictions file; missing files and malformed JSON are :class:`InputError`.
 
-    return parse_predictions(read_json_file(path), file=path)
+    ``stvg-predictions/1`` is read as is; a TubeDETR, STCAT or official HC-STVG file (``format``
+    ``tubedetr``, ``stcat``, ``hcstvg``, or None to tell from the content) is converted on the
+    way in, see :mod:`stvg.evaluate.peer_formats`.
+    """
+    from stvg.evaluate.peer_formats import read_any
+
+    return read_any(path, format)
 
 
 def as_predictions(
@@ -169,6 +217,15 @@ def as_predictions(
 def write_predictions(
     path: str | Path,
     predictions: Predictions | Mapping[str, Prediction | Mapping[str, Any]],
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``stvg-predictions/1`` atomically (frame keys sorted); records are checked first."""
-    write_json_atomic(path, as_predictions(predictions).to_json())
+    """Write ``stvg-predictions/1`` atomically (frame keys sorted); records are checked first.
+
+    ``provenance`` (see :func:`make_provenance`) replaces the predictions' own, if given.
+    """
+    predictions = as_predictions(predictions)
+    if provenance is not None:
+        predictions = Predictions(
+            by_id=predictions.by_id, path=predictions.path, provenance=dict(provenance)
+        )
+    write_json_atomic(path, predictions.to_json())

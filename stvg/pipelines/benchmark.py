@@ -169,13 +169,13 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     steps.append(Step("train", {"train": train_cfg.to_json()}, [run_dir], train, after=["extract"]))
 
     def predict(resume: bool) -> dict[str, Any]:
-        from stvg.evaluate.predict import predict_split
+        from stvg.evaluate.predict import predict_split, prediction_provenance
         from stvg.evaluate.predictions import write_predictions
 
         preds, _ = predict_split(
             run_dir, features, cfg.split, device=cfg.device, progress=cfg.progress
         )
-        write_predictions(predictions_path, preds)
+        write_predictions(predictions_path, preds, prediction_provenance(run_dir, cfg.split))
         return {"predictions": len(preds), "split": cfg.split}
 
     steps.append(
