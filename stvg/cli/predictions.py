@@ -28,6 +28,11 @@ def convert_command(
     ),
     to: str = typer.Option(..., "--to", help="stvg, tubedetr, stcat or hcstvg."),
     out: Path = typer.Option(..., "--out", help="File to write (stcat: .pt for a torch file)."),
+    annotations: Path = typer.Option(
+        None,
+        help="Annotations the predictions are for: refuse unknown sample ids and add each "
+        "sample's qtype (TubeDETR's and STCAT's VidSTG evaluators read it).",
+    ),
 ) -> None:
     """Convert predictions between stvg-predictions/1 and TubeDETR, STCAT or HC-STVG files.
 
@@ -45,5 +50,5 @@ def convert_command(
     """
     from stvg.evaluate.peer_formats import convert
 
-    predictions, source = convert(src, out, to, from_format)
+    predictions, source = convert(src, out, to, from_format, annotations)
     typer.echo(f"{len(predictions.by_id)} predictions: {source} -> {to}, {out}")

@@ -534,14 +534,47 @@ def write_any(path: str | Path, predictions: Predictions | Mapping[str, Any], fo
         write_json_atomic(path, to_stcat(predictions))
 
 
+def check_against(predictions: Predictions, annotations: Any) -> Predictions:
+    """Refuse predicted ids the annotations lack; add each sample's ``qtype`` where missing.
+
+    TubeDETR's and STCAT's VidSTG evaluators read ``qtype`` from each video's record; stvg's own
+    predictions do not hold it. Returns new :class:`Predictions` (the input is left as it was).
+    """
+    samples = annotations.by_id()
+    unknown = [sid for sid in predictions.by_id if sid not in samples]
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} predicted sample id(s) are not in the annotations "
+            f"({annotations.path}): {', '.join(unknown[:10])}",
+            file=predictions.path,
+            sample=unknown[0],
+            field="predictions",
+            hint="Convert predictions with the annotation file they were made for",
+        )
+    by_id = {
+        sid: Prediction(tube=p.tube, boxes=p.boxes, extra={"qtype": samples[sid].qtype, **p.extra})
+        for sid, p in predictions.by_id.items()
+    }
+    return Predictions(by_id=by_id, path=predictions.path, provenance=predictions.provenance)
+
+
 def convert(
-    source: str | Path, out: str | Path, to: str, from_format: str | None = None
+    source: str | Path,
+    out: str | Path,
+    to: str,
+    from_format: str | None = None,
+    annotations: str | Path | None = None,
 ) -> tuple[Predictions, str]:
     """Read ``source`` (``from_format`` or detected), write it to ``out`` in ``to``.
 
-    Returns the predictions and the source's format name.
+    With ``annotations`` (any annotation format), the predictions are checked and completed by
+    :func:`check_against` first. Returns the predictions written and the source's format name.
     """
     check_format(to, "--to")
     predictions, name = _read(source, from_format)
+    if annotations is not None:
+        from stvg.data.formats import load_annotations
+
+        predictions = check_against(predictions, load_annotations(annotations))
     write_any(out, predictions, to)
     return predictions, name

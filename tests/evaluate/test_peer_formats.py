@@ -418,6 +418,180 @@ def test_official_script_on_an_exported_file_by_hand(tmp_path):
     assert got["m_tIoU"] == pytest.approx(3 / 7, abs=1e-15)
 
 
+# ---------------------------------------------------------------- TubeDETR's and STCAT's evaluators
+
+
+def np_box_iou(boxes1, boxes2):
+    """``np_box_iou`` of TubeDETR's / STCAT's ``box_ops``: [N, 4] x [M, 4] xyxy -> [N, M] IoU."""
+    boxes1, boxes2 = np.asarray(boxes1, dtype=float), np.asarray(boxes2, dtype=float)
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    lt = np.maximum(boxes1[:, None, :2], boxes2[:, :2])
+    rb = np.minimum(boxes1[:, None, 2:], boxes2[:, 2:])
+    wh = (rb - lt).clip(min=0)
+    inter = wh[:, :, 0] * wh[:, :, 1]
+    return inter / (area1[:, None] + area2 - inter)
+
+
+def tubedetr_vidstg_eval(anns, predictions, video_predictions, fps=5, video_max_len=200):
+    """TubeDETR's ``VidSTGiouEvaluator`` + ``summarize`` (tmp_loc) on its annotation file:
+    per-qtype means of tiou, viou, viou@0.3, viou@0.5, gt_viou."""
+    vid2imgids, vid2steds, img2box = {}, {}, {}
+    for video in anns["videos"]:
+        rate = fps / video["fps"]
+        frame_ids = [video["start_frame"]]
+        for frame_id in range(video["start_frame"], video["end_frame"]):
+            if int(frame_ids[-1] * rate) < int(frame_id * rate):
+                frame_ids.append(frame_id)
+        if len(frame_ids) > video_max_len:
+            frame_ids = [
+                frame_ids[(j * len(frame_ids)) // video_max_len] for j in range(video_max_len)
+            ]
+        inter_frames = []
+        vid2steds[video["video_id"]] = [video["tube_start_frame"], video["tube_end_frame"]]
+        for frame_id in frame_ids:
+            if video["tube_start_frame"] <= frame_id < video["tube_end_frame"]:
+                traj = anns["trajectories"][video["original_video_id"]][str(video["target_id"])]
+                x1, y1, w, h = traj[str(frame_id)]["bbox"]
+                img2box[f"{video['video_id']}_{frame_id}"] = [[x1, y1, x1 + w, y1 + h]]
+                inter_frames.append(f"{video['video_id']}_{frame_id}")
+        vid2imgids[video["video_id"]] = [frame_ids, inter_frames]
+    rows = {}
+    for video_id, video_pred in video_predictions.items():
+        gt_sted, pred_sted = vid2steds[video_id], video_pred["sted"]
+        frame_ids, inter_frames = vid2imgids[video_id]
+        max_start, min_end = max(gt_sted[0], pred_sted[0]), min(gt_sted[1], pred_sted[1])
+        min_start, max_end = min(gt_sted[0], pred_sted[0]), max(gt_sted[1], pred_sted[1])
+        if min_end <= max_start:
+            tiou = 0
+        else:
+            intersection = min_end - max_start
+            tiou = intersection / (
+                gt_sted[1] - gt_sted[0] + pred_sted[1] - pred_sted[0] - intersection
+            )
+        union_predgt = [f for f in frame_ids if min_start <= f < max_end]
+        inter_predgt = {f for f in frame_ids if max_start <= f < min_end}
+        viou = gt_viou = 0
+        for image_id in inter_frames:
+            iou = np_box_iou(predictions[image_id]["boxes"], img2box[image_id])[0][0]
+            if int(image_id.split("_")[1]) in inter_predgt:
+                viou += iou
+            gt_viou += iou
+        viou = viou / max(len(union_predgt), 1)
+        gt_viou = gt_viou / max(len(inter_frames), 1)
+        row = (tiou, viou, int(viou > 0.3), int(viou > 0.5), gt_viou)
+        rows.setdefault(video_pred["qtype"], []).append(row)
+    return {q: [sum(c) / len(r) for c in zip(*r, strict=True)] for q, r in rows.items()}
+
+
+def stcat_hcstvg_eval(raw, predictions, video_predictions):
+    """STCAT's ``HCSTVGiouEvaluator`` + ``summarize``, with the GT items STCAT's HC-STVG
+    preprocessing builds from the raw file (``gt_temp_bound`` inclusive, 0-based):
+    means of tiou, viou, viou@0.3, viou@0.5, gt_viou."""
+    vid2steds, vid2box = {}, {}
+    for video, a in raw.items():
+        begin = a["st_frame"] - 1
+        end = min(begin + len(a["bbox"]) - 1, a["img_num"] - 1)
+        vid2steds[video] = [begin, end]
+        vid2box[video] = {
+            fid: [[x, y, x + w, y + h]]
+            for fid, (x, y, w, h) in zip(range(begin, end + 1), a["bbox"], strict=True)
+        }
+    rows = []
+    for video_id, video_pred in video_predictions.items():
+        gt_sted, pred_sted = vid2steds[video_id], video_pred["sted"]
+        max_start, min_end = max(gt_sted[0], pred_sted[0]), min(gt_sted[1], pred_sted[1])
+        min_start, max_end = min(gt_sted[0], pred_sted[0]), max(gt_sted[1], pred_sted[1])
+        if min_end <= max_start:
+            tiou = 0
+        else:
+            intersection = min_end - max_start
+            tiou = intersection / (
+                gt_sted[1] - gt_sted[0] + pred_sted[1] - pred_sted[0] - intersection
+            )
+        union_predgt = set(range(min_start, max_end))
+        inter_predgt = set(range(max_start, min_end))
+        viou = gt_viou = 0
+        for fid, gt_boxes in vid2box[video_id].items():
+            iou = np_box_iou(predictions[video_id][fid], gt_boxes)[0][0]
+            if fid in inter_predgt:
+                viou += iou
+            gt_viou += iou
+        viou = viou / max(len(union_predgt), 1)
+        gt_viou = gt_viou / max(len(vid2box[video_id]), 1)
+        rows.append((tiou, viou, int(viou > 0.3), int(viou > 0.5), gt_viou))
+    return [sum(c) / len(rows) for c in zip(*rows, strict=True)]
+
+
+def metrics(group):
+    return [group[k] for k in ("m_tIoU", "m_vIoU", "vIoU@0.3", "vIoU@0.5", "m_sIoU")]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exported_tubedetr_file_scored_by_tubedetrs_evaluator(tmp_path, seed):
+    annotations = load_annotations(VIDSTG)
+    native, exported = tmp_path / "native.json", tmp_path / "tubedetr.json"
+    write_predictions(native, random_predictions(annotations, seed))
+    result = cli(
+        "predictions",
+        "convert",
+        native,
+        "--to",
+        "tubedetr",
+        "--out",
+        exported,
+        "--annotations",
+        VIDSTG,
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(exported.read_text())
+    # JSON keys are strings; TubeDETR holds its int video ids in memory
+    video_predictions = {int(k): v for k, v in data["video_predictions"].items()}
+    want = tubedetr_vidstg_eval(
+        json.loads(VIDSTG.read_text()), data["predictions"], video_predictions
+    )
+    got = score(annotations, read_predictions(native), "tubedetr")
+    assert set(want) == {"declarative", "interrogative"}
+    for qtype, numbers in want.items():
+        np.testing.assert_allclose(metrics(got[qtype]), numbers, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_exported_stcat_file_scored_by_stcats_evaluator(tmp_path, seed):
+    annotations = load_annotations(HCSTVG)
+    native, exported = tmp_path / "native.json", tmp_path / "test_results.pt"
+    write_predictions(native, random_predictions(annotations, seed))
+    convert(native, exported, "stcat")
+    data = torch.load(exported, weights_only=True)
+    want = stcat_hcstvg_eval(
+        json.loads(HCSTVG.read_text()), data["predictions"], data["video_predictions"]
+    )
+    got = score(annotations, read_predictions(native), "stcat")["all"]
+    np.testing.assert_allclose(metrics(got), want, rtol=0, atol=1e-12)
+
+
+def test_annotations_check_ids_and_add_qtype(tmp_path):
+    native = tmp_path / "native.json"
+    write_predictions(native, {"1": Prediction(tube=(10, 16)), "99": Prediction(tube=(0, 1))})
+    result = cli(
+        "predictions",
+        "convert",
+        native,
+        "--to",
+        "tubedetr",
+        "--out",
+        tmp_path / "t.json",
+        "--annotations",
+        VIDSTG,
+    )
+    assert result.exit_code == 2
+    assert "sample 99" in result.stderr and "not in the annotations" in result.stderr
+    write_predictions(native, {"1": Prediction(tube=(10, 16))})
+    convert(native, tmp_path / "t.json", "tubedetr", annotations=VIDSTG)
+    record = json.loads((tmp_path / "t.json").read_text())["video_predictions"]["1"]
+    assert record == {"sted": [10.0, 16.0], "qtype": "declarative"}  # video_id 1
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -38,6 +38,8 @@ def test_pipeline_runs_skips_and_reruns_what_changed(tmp_path):
     test_queries = len(json.loads((out / "data" / "test.json").read_text())["samples"])
     assert metrics["all"]["count"] == test_queries
     assert set(report) >= {"model", "center", "mean"}
+    provenance = json.loads((out / "predictions.json").read_text())["provenance"]
+    assert provenance["run"] == "run" and provenance["split"] == "test"
     assert "center" in format_report(report)
     first = {p: (out / p).stat().st_mtime_ns for p in ("predictions.json", "metrics.json")}
 

@@ -179,7 +179,8 @@ def test_predict_score_and_resume_on_other_features(made):
               "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert out.exists()
+    provenance = json.loads(out.read_text())["provenance"]
+    assert provenance["run"] == made["run"].name and provenance["split"] == "test"
 
 
 def test_resume_with_a_conflicting_config(made):
