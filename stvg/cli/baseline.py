@@ -44,7 +44,7 @@ def baseline_command(
         annotations=Path(annotations).name,
         split=test.split,
         frames="every native frame of the segment",
-        boxes="one box for the whole tube",
+        boxes="the same box on every frame",
     )
     write_predictions(out, predictions, provenance)
     typer.echo(f"{kind} baseline: {len(predictions)} predictions -> {out}")
