@@ -15,7 +15,9 @@ def score_command(
     annotations: Path = typer.Option(
         None, help="Annotation file in any known format (detected from content)."
     ),
-    predictions: Path = typer.Option(None, help="Predictions file (stvg-predictions/1)."),
+    predictions: Path = typer.Option(
+        None, help="Predictions file: stvg-predictions/1, or TubeDETR, STCAT, HC-STVG (detected)."
+    ),
     run: Path = typer.Option(
         None, help="Instead of --predictions: predict with this training run, then score."
     ),

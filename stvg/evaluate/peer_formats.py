@@ -58,6 +58,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from stvg.data.record import Record
 from stvg.data.sample import Box, Span, parse_box
 from stvg.errors import InputError
 from stvg.evaluate.predictions import (
@@ -128,14 +129,13 @@ def _span(value: Any, *, file: Any, sample: str, field: str) -> Span:
 
 
 def _frame(key: Any, *, file: Any, sample: str, field: str, first: int = 0) -> int:
-    """A frame key (an int or a decimal string) that is at least ``first``."""
+    """A frame key (an int or a string of ASCII digits) that is at least ``first``."""
+    frame: int | None = None
     if isinstance(key, int) and not isinstance(key, bool):
         frame = key
-    elif isinstance(key, str) and key.strip().isdigit():
+    elif isinstance(key, str) and key.isascii() and key.isdigit():
         frame = int(key)
-    else:
-        frame = first - 1
-    if frame < first:
+    if frame is None or frame < first:
         raise InputError(
             f"frame key {key!r} is not an integer >= {first}", file=file, sample=sample, field=field
         )
@@ -154,17 +154,6 @@ def _first_box(value: Any, *, file: Any, sample: str, field: str) -> Box:
     return parse_box(value[0], file=file, sample=sample, field=field)
 
 
-def _object(value: Any, *, file: Any, sample: str | None, field: str, what: str) -> dict:
-    if not isinstance(value, dict):
-        raise InputError(
-            f"expected an object of {what}, got {value!r:.60}",
-            file=file,
-            sample=sample,
-            field=field,
-        )
-    return value
-
-
 def _find_pair(data: Any) -> tuple[dict, dict] | None:
     """``(predictions, video_predictions)`` at the top level or one level down (log_stats.json)."""
     if not isinstance(data, dict):
@@ -179,22 +168,14 @@ def _find_pair(data: Any) -> tuple[dict, dict] | None:
 
 def _video_records(videos: Any, *, file: Any) -> dict[str, Prediction]:
     """TubeDETR / STCAT ``video_predictions`` -> predictions with a tube, no boxes yet."""
-    videos = _object(videos, file=file, sample=None, field="video_predictions", what="videos")
+    videos = Record(videos, file=file, prefix="video_predictions", what="an object of videos")
     by_id: dict[str, Prediction] = {}
-    for video, record in videos.items():
+    for video, value in videos.data.items():
         sid = str(video)
-        record = _object(
-            record, file=file, sample=sid, field="video_predictions", what="prediction fields"
-        )
-        if "sted" not in record:
-            raise InputError(
-                "the predicted span 'sted' is missing ([start, end) frame ids expected)",
-                file=file,
-                sample=sid,
-                field="video_predictions.sted",
-            )
-        tube = _span(record["sted"], file=file, sample=sid, field="video_predictions.sted")
-        extra = {k: v for k, v in record.items() if k != "sted"}
+        record = Record(value, file=file, sample=sid, prefix="video_predictions")
+        sted = record.get("sted", what="the predicted span: [start, end) frame ids")
+        tube = _span(sted, **record.at("sted"))
+        extra = {k: v for k, v in record.data.items() if k != "sted"}
         by_id[sid] = Prediction(tube=tube, boxes={}, extra=extra)
     return by_id
 
@@ -222,8 +203,8 @@ def from_tubedetr(data: Any, *, file: Any = None) -> Predictions:
         )
     frames, videos = pair
     by_id = _video_records(videos, file=file)
-    frames = _object(frames, file=file, sample=None, field="predictions", what="frames")
-    for key, record in frames.items():
+    frames = Record(frames, file=file, prefix="predictions", what="an object of frames")
+    for key, value in frames.data.items():
         video, _, frame_text = str(key).rpartition("_")
         if not video:
             raise InputError(
@@ -235,15 +216,9 @@ def from_tubedetr(data: Any, *, file: Any = None) -> Predictions:
         frame = _frame(frame_text, file=file, sample=video, field=f"predictions.{key}")
         if video not in by_id:
             raise _no_video(video, f"predictions.{key}", file=file)
-        record = _object(
-            record, file=file, sample=video, field=f"predictions.{key}", what="'boxes'"
-        )
-        field = f"predictions.{key}.boxes"
-        if "boxes" not in record:
-            raise InputError("the frame has no 'boxes'", file=file, sample=video, field=field)
-        by_id[video].boxes[frame] = _first_box(
-            record["boxes"], file=file, sample=video, field=field
-        )
+        record = Record(value, file=file, sample=video, prefix=f"predictions.{key}")
+        boxes = record.get("boxes", what="[[x1, y1, x2, y2]]")
+        by_id[video].boxes[frame] = _first_box(boxes, **record.at("boxes"))
     return Predictions(by_id=by_id)
 
 
@@ -279,16 +254,15 @@ def from_stcat(data: Any, *, file: Any = None) -> Predictions:
         for item, name in names.items():
             if str(item) in by_id:
                 by_id[str(item)].extra["video_name"] = name
-    frames = _object(frames, file=file, sample=None, field="predictions", what="videos")
-    for item, boxes in frames.items():
+    frames = Record(frames, file=file, prefix="predictions", what="an object of videos")
+    for item, value in frames.data.items():
         sid = str(item)
         if sid not in by_id:
             raise _no_video(sid, "predictions", file=file)
-        boxes = _object(boxes, file=file, sample=sid, field="predictions", what="frame -> boxes")
-        for key, value in boxes.items():
-            field = f"predictions.{key}"
-            frame = _frame(key, file=file, sample=sid, field=field)
-            by_id[sid].boxes[frame] = _first_box(value, file=file, sample=sid, field=field)
+        boxes = Record(value, file=file, sample=sid, prefix="predictions", what="frame -> boxes")
+        for key, box in boxes.data.items():
+            frame = _frame(key, **boxes.at(key))
+            by_id[sid].boxes[frame] = _first_box(box, **boxes.at(key))
     return Predictions(by_id=by_id)
 
 
@@ -327,17 +301,19 @@ def to_stcat(predictions: Predictions, *, int_keys: bool = False) -> dict[str, A
 
 def from_hcstvg(data: Any, *, file: Any = None) -> Predictions:
     """The official script's input: 1-based frames, ``ed_frame`` inclusive (-> 0-based, [s, e))."""
-    data = _object(data, file=file, sample=None, field="predictions", what="video -> prediction")
+    videos = Record(data, file=file, what="an object of video name -> prediction")
     by_id: dict[str, Prediction] = {}
     counted_outside = 0
-    for video, record in data.items():
+    for video, value in videos.data.items():
         sid = str(video)
-        record = _object(record, file=file, sample=sid, field="predictions", what="fields")
-        for name in ("st_frame", "ed_frame", "bbox"):
-            if name not in record:
-                raise InputError(f"'{name}' is missing", file=file, sample=sid, field=name)
-        st = _whole(record["st_frame"], file=file, sample=sid, field="st_frame")
-        ed = _whole(record["ed_frame"], file=file, sample=sid, field="ed_frame")
+        record = Record(value, file=file, sample=sid, what="{st_frame, ed_frame, bbox}")
+        st = _whole(
+            record.get("st_frame", what="the first frame, 1-based"), **record.at("st_frame")
+        )
+        ed = _whole(
+            record.get("ed_frame", what="the last frame, inclusive"), **record.at("ed_frame")
+        )
+        record.sub("bbox", what="an object of frame -> box")  # required, even if empty
         if st < 1:
             raise InputError(
                 f"st_frame {st} is below 1 (frames are 1-based)",
@@ -354,17 +330,18 @@ def from_hcstvg(data: Any, *, file: Any = None) -> Predictions:
             )
         boxes: dict[int, Box] = {}
         for name in (OUTSIDE, "bbox"):  # bbox last: it wins on a frame given twice
-            raw = _object(
-                record.get(name, {}), file=file, sample=sid, field=name, what="frame -> box"
-            )
-            for key, value in raw.items():
-                field = f"{name}.{key}"
-                frame = _frame(key, file=file, sample=sid, field=field, first=1)
+            if name not in record:
+                continue
+            raw = record.sub(name, what="an object of frame -> box")
+            for key, box in raw.data.items():
+                frame = _frame(key, **raw.at(key), first=1)
                 if name == "bbox" and not st <= frame <= ed:
                     counted_outside += 1
-                boxes[frame - 1] = parse_box(value, file=file, sample=sid, field=field)
+                boxes[frame - 1] = parse_box(box, **raw.at(key))
         extra = {
-            k: v for k, v in record.items() if k not in ("st_frame", "ed_frame", "bbox", OUTSIDE)
+            k: v
+            for k, v in record.data.items()
+            if k not in ("st_frame", "ed_frame", "bbox", OUTSIDE)
         }
         by_id[sid] = Prediction(tube=(st - 1, ed), boxes=boxes, extra=extra)
     if counted_outside:
@@ -449,17 +426,20 @@ def _is_torch_file(path: Path) -> bool:
 
 
 def _load_torch(path: Path) -> Any:
-    """A ``torch.save``d object, loaded with ``weights_only`` (plus numpy scalars)."""
+    """A ``torch.save``d object, loaded with ``weights_only`` (plus numpy numbers and arrays)."""
     import numpy as np
     import torch
 
     try:
-        from numpy._core.multiarray import scalar
+        from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+        from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
     allowed: list[Any] = [
         scalar,
-        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy.core.multiarray.scalar"),  # as numpy 1 pickled them
+        _reconstruct,
+        (_reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.ndarray,
         np.dtype,
         *(type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)),
     ]

@@ -97,7 +97,7 @@ def stcat_document():
         "tiou": 0.5,
         "predictions": {0: {20: [A], 21: [B]}, 1: {5: [C]}},
         "video_predictions": {0: {"sted": [20, 22]}, 1: {"sted": [5, 5]}},
-        "vid_metrics": {0: {"viou": np.float64(0.1), "tiou": 0.2}},
+        "vid_metrics": {0: {"viou": np.float64(0.1), "tiou": 0.2, "ious": np.zeros(3)}},
         "vid2names": {0: "3_aaaaaaaaaaa.mp4", 1: "7_bbbbbbbbbbb.mkv"},
         "vid2sents": {0: "a man", 1: "a woman"},
     }
@@ -621,7 +621,7 @@ def write_json(tmp_path, data, name="bad.json"):
             {"predictions": {"7_3": {"boxes": [A]}}, "video_predictions": {"7": {"qtype": "x"}}},
             "7",
             "video_predictions.sted",
-            "'sted' is missing",
+            "the field is missing",
         ),
         (
             {"predictions": {"8_3": {"boxes": [A]}}, "video_predictions": {"7": {"sted": [1, 2]}}},
@@ -698,7 +698,7 @@ def test_bad_options_and_files(tmp_path):
         "--out",
         tmp_path / "o.json",
     )
-    assert result.exit_code == 2 and "'st_frame' is missing" in result.stderr
+    assert result.exit_code == 2 and "field 'st_frame': the field is missing" in result.stderr
     result = cli(
         "predictions",
         "convert",
