@@ -66,10 +66,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CSDVLConfig:
-    """Model hyper-parameters; defaults are the paper's (section 4.1, supplementary B).
+    """Model hyper-parameters. Where the defaults come from:
 
-    ``alpha`` is the attention-query scale of the static-to-dynamic block (1.0 VidSTG, 0.1
-    HC-STVG). ``collab`` selects the collaboration (see :mod:`stvg.models.collaboration`);
+    * the paper (section 4.1, supplementary B.1): ``n_layers = n_encoder_layers = 6`` (N = 6 in
+      both streams) and ``alpha`` (1.0 VidSTG, 0.1 HC-STVG; presets set it);
+    * MDETR's defaults, which the paper says it keeps "for most other hyperparameters" and whose
+      weights it starts from (so the static stream must have MDETR's sizes): ``d_model`` 256,
+      ``n_heads`` 8, ``dim_feedforward`` 2048, ``dropout`` 0.1. The paper states none of them;
+    * chosen by us within 2D-TAN's published ranges (the paper gives no value): ``d_map`` 512,
+      ``map_layers`` 4, ``map_kernel`` 5, and 2D-TAN's sparse ``pooling_counts``.
+
+    ``alpha`` is the attention-query scale of the static-to-dynamic block. ``collab`` selects the collaboration (see :mod:`stvg.models.collaboration`);
     ``dynamic_spatial=False`` / ``dynamic_mean_pool=False`` are table 4's "w/o spatial" and
     "w/o mean pool". ``d_map`` / ``map_layers`` / ``map_kernel`` shape the 2D-TAN head (2D-TAN
     uses 512 channels, kernel 5-9, 4-8 layers); ``pooling_counts`` ``None`` derives 2D-TAN's

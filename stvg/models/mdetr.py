@@ -49,7 +49,7 @@ projections, ``transformer.decoder.norm.*`` without ``model.decoder_norm=true``,
 beyond the model's ``n_encoder_layers`` / ``n_layers``, and anything else the file holds.
 
 Differences that remain: MDETR's resizer LayerNorm uses eps 1e-12 (ours 1e-5); the static
-decoder's self-attention runs over the frames of the clip (STVGFormer's variant) rather than over
+decoder's self-attention runs over the frames of the clip (see stvg.models.static_stream) rather than over
 MDETR's 100 slots, and a frame-index encoding is added to its query position; MDETR's decoder
 layers have no collaboration block between them. Fine-tuning absorbs these; the mapping itself
 is exact (tensors copied, the 1x1 conv reshaped).

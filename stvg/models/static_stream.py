@@ -5,8 +5,9 @@ states (``L`` tokens of 768) are FC-projected to ``d``; ``N`` post-norm encoder 
 concatenation ``[visual; text]`` (``h*w + L`` tokens) with a 2-D sine position encoding on the
 visual part (zeros on the text part, as MDETR) and give the memory ``M_t``. ``N`` decoder layers
 refine one learnable object query per frame: self-attention over the ``Ts`` frames of the clip
-(STVGFormer's variant; a 1-D sine encoding of the frame index is added to its queries and keys),
-then cross-attention to ``M_t``, then an FFN.
+(our reading: the papers describe MDETR-like decoder layers and say nothing more of their
+self-attention, which over a single query would be trivial; a 1-D sine encoding of the frame
+index is added to its queries and keys), then cross-attention to ``M_t``, then an FFN.
 
 Each decoder layer also returns ``A``, its cross-attention weights over the *visual* memory
 positions (``[B, Ts, h*w]``, averaged over heads), recomputed with the projected query multiplied

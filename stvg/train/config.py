@@ -1,8 +1,12 @@
-"""Training settings: one flat dataclass, presets with the paper's numbers, ``--set key=value``.
+"""Training settings: one flat dataclass, presets per dataset, ``--set key=value``.
 
-Numbers from CSDVL (supplementary B.1) and DESIGN section 8: AdamW, lr 1e-4, weight decay 1e-4,
-batch 8, EMA 0.99997 (VidSTG) / 0.999 (HC-STVG), epochs 10 / 10 / 4 (VidSTG / HC-STVG v1 / v2),
-Ts = 64 / 48 static frames, alpha 1.0 / 0.1, loss weights L1 5, GIoU 2, L_tg 5, L_ta 1.
+From the paper (section 4.1, supplementary B.1): AdamW, lr 1e-4, weight decay 1e-4, EMA 0.99997
+(VidSTG) / 0.999 (HC-STVG), epochs 10 / 10 / 4 (VidSTG / HC-STVG v1 / v2), Ts = 64 / 48 static
+frames, alpha 1.0 / 0.1, loss weights L1 5, GIoU 2, L_tg 5, L_ta 1. The paper's "batch size of 8"
+on 8 GPUs does not say whether it is per GPU or in all; ``batch_size`` 8 here is per process
+(``global_batch`` sets the total instead). Not from the paper: ``grad_clip`` 0.1 (MDETR's and
+TubeDETR's default), the constant lr without warmup (MDETR decays and warms up; see
+``lr_schedule``), ``aux_loss`` off, and every value of the ``synthetic`` preset.
 ``model.*`` keys go to :class:`stvg.models.CSDVLConfig`.
 """
 
