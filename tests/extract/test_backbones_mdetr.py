@@ -100,3 +100,10 @@ def test_extract_builds_the_video_encoder_pretrained(checkpoint, monkeypatch):
     encoders = build_encoders(config)
     assert asked["weights"] == "pretrained"
     assert encoders.image.spec["weights"].startswith("mdetr:")
+
+
+def test_video_encoder_refuses_an_mdetr_file(checkpoint):
+    from stvg.extract.backbones import build_video_encoder
+
+    with pytest.raises(WeightsUnavailable, match="no video encoder"):
+        build_video_encoder("framediff_resnet18", weights=f"mdetr:{checkpoint[0]}")

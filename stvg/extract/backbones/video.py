@@ -66,6 +66,7 @@ from stvg.extract.backbones.image import (
     torchvision_url,
 )
 from stvg.extract.backbones.weights import (
+    WeightsUnavailable,
     fetch_torch_hub_file,
     file_id,
     load_into,
@@ -312,6 +313,13 @@ def build_video_encoder(
     if name not in _CHOICES:
         raise ValueError(f"unknown video backbone {name!r}; choose one of {sorted(_CHOICES)}")
     choice = parse_weights(weights)
+    if choice.kind == "mdetr" and name != "pixelflow":
+        raise WeightsUnavailable(
+            "an MDETR checkpoint holds no video encoder",
+            file=choice.path,
+            field="--weights",
+            hint="Build the video encoder with 'pretrained' (stvg extract does so with mdetr:PATH)",
+        )
     source = _CHOICES[name][3]
     if name == "pixelflow":
         body: nn.Module = _PixelFlowBody(_CHOICES[name][1])
