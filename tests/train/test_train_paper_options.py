@@ -164,3 +164,28 @@ def test_global_batch_divides_by_world(features, tmp_path):
     config = resolve("synthetic", [*TINY_TRAIN, "epochs=2", "batch_size=1", "global_batch=4",
                                    "validate=false"])  # fmt: skip
     assert train(features, tmp_path / "run", config, progress=False)["steps"] == 2
+
+
+def test_cli_init_option(features, tmp_path):
+    from typer.testing import CliRunner
+
+    from stvg.cli import app
+
+    torch.manual_seed(12)
+    ck = transformer_state(d=32, ff=32, c_img=192, c_txt=768, n_enc=1, n_dec=1)
+    path = save_mdetr(tmp_path / "mdetr.pth", ck)
+    base = ["train", "--features", str(features), "--preset", "synthetic", "--max-steps", "1"]
+    sets = [x for item in [*TINY_TRAIN, "validate=false", "lr=0"] for x in ("--set", item)]
+    runner = CliRunner()
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), *sets, "--init", "x.pth"])
+    assert result.exit_code == 2 and "mdetr:PATH" in result.output
+    missing = f"mdetr:{tmp_path / 'missing.pth'}"
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), *sets, "--init", missing])
+    assert result.exit_code == 2 and "no such MDETR checkpoint" in result.output
+    result = runner.invoke(
+        app, [*base, "--out", str(tmp_path / "c"), *sets, "--init", f"mdetr:{path}"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=False)
+    assert torch.equal(saved["model"]["static.query_embed"], ck["query_embed.weight"][0])
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["init"] == f"mdetr:{path}"
