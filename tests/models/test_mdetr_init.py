@@ -246,3 +246,19 @@ def test_mapped_layers_compute_what_mdetr_computes(tmp_path):
             1.0,
         )
     assert torch.allclose(ours[0], want, atol=1e-4)
+
+
+def test_paper_size_model_takes_every_tensor_of_mdetr_sizes(tmp_path):
+    """MDETR's ResNet101 checkpoint sizes (hidden 256, FFN 2048, 6 + 6 layers, 100 queries,
+    C5 2048, RoBERTa 768) fit the vidstg preset's model with nothing left at random init."""
+    torch.manual_seed(0)
+    ck = transformer_state(d=256, ff=2048, c_img=2048, c_txt=768, n_enc=6, n_dec=6)
+    path = save_mdetr(tmp_path / "mdetr.pth", ck)
+    cfg = CSDVLConfig.from_preset("vidstg", decoder_norm=True, query_as_position=True)
+    model = build_model(cfg)
+    report = init_from_mdetr(model, path)
+    assert report.not_initialized == []
+    assert report.unmapped == [
+        k for k in OTHER if not k.startswith(("backbone", "transformer.text"))
+    ]
+    assert torch.equal(model.static.query_embed.detach(), ck["query_embed.weight"][0])
