@@ -12,7 +12,7 @@ sample:
   runs in chunks of :data:`IMAGE_CHUNK` frames (forward with grad, backward with that chunk's
   share of the gradient), so 48 frames of 320x568 fit in CPU memory; the arithmetic is the
   same as one big batch;
-* ``heads``: one CSDVL step (paper size, d 256, N 6): forward, losses, backward, AdamW.
+* ``heads``: one CSDVL step (d 256 as MDETR, N 6 as the paper): forward, losses, backward, AdamW.
 
 From the cache: read the sample lazily from a zarr store plus the same heads step. Batch 1 on
 both sides, the same samples, the first one left out as warm-up; float32 (no autocast). The
@@ -40,7 +40,7 @@ BACKBONE_LR = 1e-5  # CSDVL supplementary B.1, image and text encoders
 
 def _e2e_settings(quick: bool) -> dict[str, Any]:
     """Sizes of ``bench e2e``. Full: HC-STVG's (Ts 48 frames at Nshort 320 from 568x320 video,
-    Td 16 SlowFast clips at 256, RoBERTa-base 12 layers) with the paper's heads (d 256, N 6).
+    Td 16 SlowFast clips at 256, RoBERTa-base 12 layers) with heads of d 256 (MDETR) and N 6.
     Quick, a scaled setting: Ts 8 at Nshort 120 (160x120 video), Td 4 clips at 128, same
     backbones and heads. The video lasts exactly Ts frames of the 5 fps grid, so the end-to-end
     side decodes no frame it does not use."""

@@ -26,7 +26,9 @@ def extract_command(
     boxes_dir: Path = typer.Option(None, help="VidSTG: the VidOR box annotation folder."),
     split: list[str] = typer.Option(["train", "val", "test"], help="Splits to extract (repeat)."),
     backend: str = typer.Option("zarr", help="zarr or hdf5."),
-    weights: str = typer.Option(None, help="pretrained, random, or a local checkpoint PATH."),
+    weights: str = typer.Option(
+        None, help="pretrained, random, a local checkpoint PATH, or mdetr:PATH (image and text)."
+    ),
     device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
     batch_size: int = typer.Option(16, help="Frames (or clips) per backbone forward."),
     pack: bool = typer.Option(

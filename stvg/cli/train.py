@@ -19,6 +19,9 @@ def train_command(
     set_: list[str] = typer.Option(
         [], "--set", help="Override a setting: key=value (e.g. lr=5e-5, model.collab=none)."
     ),
+    init: str = typer.Option(
+        None, help="mdetr:PATH: start the static stream from an MDETR checkpoint (= --set init=)."
+    ),
     resume: bool = typer.Option(False, help="Continue the run in --out from its checkpoint."),
     force: bool = typer.Option(False, help="With --resume: accept a changed config."),
     max_steps: int = typer.Option(None, help="Stop after this many optimizer steps."),
@@ -36,6 +39,8 @@ def train_command(
     overrides = list(set_)
     if max_steps is not None:
         overrides.append(f"max_steps={max_steps}")
+    if init is not None:
+        overrides.append(f"init={init}")
     config = resolve(preset, overrides)
     summary = run(
         features,

@@ -71,7 +71,9 @@ SCHEDULING_KNOBS = ("batch_size", "decode_threads", "pack")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # CSDVL supplementary B.1: Ts from the 5 fps grid, Nshort 448 / 320, Td 64 / 16.
+    # CSDVL supplementary B.1: Nshort 448 / 320, Td 64 / 16. The static frames come from the
+    # tubedetr protocol's 5 fps grid (at most 200 frames): our choice; the supplementary samples
+    # Ts frames uniformly and mentions 5 fps only for its inference speed.
     "vidstg": {"n_short": 448, "td": 64},
     "hcstvg-v1": {"n_short": 320, "td": 16},
     "hcstvg-v2": {"n_short": 320, "td": 16},

@@ -81,13 +81,19 @@ def build_encoders(config: ExtractConfig) -> Encoders:
             raise InputError(f"unknown choice {value!r}; known: {', '.join(known)}", field=option)
     common = {"weights": config.weights, "device": config.device, "amp": config.amp}
     cnn = {"channels_last": config.channels_last}
+    video_weights = config.weights
+    if str(config.weights).startswith("mdetr:"):  # MDETR holds no video encoder
+        video_weights = "pretrained"
     return Encoders(
         image=build_image_encoder(
             name=config.image_backbone, layer=config.image_layer, **common, **cnn
         ),
         text=build_text_encoder(layers=config.text_layers, **common),
         video=build_video_encoder(
-            name=config.video_backbone, size=config.clip_size, **common, **cnn
+            name=config.video_backbone,
+            size=config.clip_size,
+            **{**common, "weights": video_weights},
+            **cnn,
         ),
     )
 

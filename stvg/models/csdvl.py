@@ -26,7 +26,9 @@ Forward output (a dict):
 * ``map_mask`` [Td, Td] bool: valid proposals;
 * ``frame_logits`` [B, Ts] and ``clip_logits`` [B, Td]: auxiliary scores for L_ta;
 * ``s2d_attention`` [B, N, Ts, h, w]: the alpha-scaled decoder attention maps ``A_i`` over the
-  visual cells, one per layer (computed in every collab mode, for pictures).
+  visual cells, one per layer (computed in every collab mode, for pictures);
+* ``aux_boxes`` [B, N - 1, Ts, 4], only from ``model(batch, aux=True)``: the box head on every
+  earlier layer's object queries (DETR's auxiliary decoder outputs).
 """
 
 from __future__ import annotations
@@ -64,10 +66,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CSDVLConfig:
-    """Model hyper-parameters; defaults are the paper's (section 4.1, supplementary B).
+    """Model hyper-parameters. Where the defaults come from:
 
-    ``alpha`` is the attention-query scale of the static-to-dynamic block (1.0 VidSTG, 0.1
-    HC-STVG). ``collab`` selects the collaboration (see :mod:`stvg.models.collaboration`);
+    * the paper (section 4.1, supplementary B.1): ``n_layers = n_encoder_layers = 6`` (N = 6 in
+      both streams) and ``alpha`` (1.0 VidSTG, 0.1 HC-STVG; presets set it);
+    * MDETR's defaults, which the paper says it keeps "for most other hyperparameters" and whose
+      weights it starts from (so the static stream must have MDETR's sizes): ``d_model`` 256,
+      ``n_heads`` 8, ``dim_feedforward`` 2048, ``dropout`` 0.1. The paper states none of them;
+    * chosen by us within 2D-TAN's published ranges (the paper gives no value): ``d_map`` 512,
+      ``map_layers`` 4, ``map_kernel`` 5, and 2D-TAN's sparse ``pooling_counts``.
+
+    ``alpha`` is the attention-query scale of the static-to-dynamic block. ``collab`` selects the collaboration (see :mod:`stvg.models.collaboration`);
     ``dynamic_spatial=False`` / ``dynamic_mean_pool=False`` are table 4's "w/o spatial" and
     "w/o mean pool". ``d_map`` / ``map_layers`` / ``map_kernel`` shape the 2D-TAN head (2D-TAN
     uses 512 channels, kernel 5-9, 4-8 layers); ``pooling_counts`` ``None`` derives 2D-TAN's
@@ -117,6 +126,15 @@ class CSDVLConfig:
     # their average weighted by the static stream's last attention map aligned to the clips (as
     # eq. (2) aligns it), so F_d carries the described object's motion rather than 1/S of it.
     dynamic_pool: str = "mean"
+    # MDETR's decoder layout, for a static stream initialized from MDETR (``stvg train --init
+    # mdetr:PATH``; stvg.models.mdetr). ``decoder_norm``: a LayerNorm on the object queries
+    # before the heads (MDETR's ``transformer.decoder.norm``, applied to every decoder output it
+    # predicts from). ``query_as_position``: the queries start at zero and the learned query
+    # vector is added to the query position of every attention, with the frame encoding (MDETR's
+    # ``pass_pos_and_query``), instead of being the initial content O^0. Off (the paper's
+    # description): the learned vector is O^0 and no norm precedes the heads.
+    decoder_norm: bool = False
+    query_as_position: bool = False
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
@@ -220,6 +238,7 @@ class CSDVL(nn.Module):
             dim_feedforward=cfg.dim_feedforward,
             dropout=cfg.dropout,
             pos_in_values=cfg.visual_pos_in_values,
+            query_as_position=cfg.query_as_position,
         )
         self.dynamic = DynamicStream(
             motion_channels=cfg.motion_channels,
@@ -243,6 +262,7 @@ class CSDVL(nn.Module):
             d, cfg.d_map, cfg.map_layers, cfg.map_kernel, text_fusion=cfg.temporal_text_fusion
         )
         self.query_text = nn.Linear(d, d) if cfg.query_from_text else None
+        self.decoder_norm = nn.LayerNorm(d) if cfg.decoder_norm else None
         self._masks: dict[int, Tensor] = {}
 
     def map_mask(self, num_clips: int, device: torch.device) -> Tensor:
@@ -256,7 +276,14 @@ class CSDVL(nn.Module):
             return None
         return attention_centre(attn, valid)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def _head_input(self, queries: Tensor) -> Tensor:
+        return queries if self.decoder_norm is None else self.decoder_norm(queries)
+
+    def forward(self, batch: Mapping[str, Tensor], aux: bool = False) -> dict[str, Tensor]:
+        """The output dict of the module docstring; with ``aux`` also ``aux_boxes``
+        [B, N - 1, Ts, 4]: the box head on the object queries after each collaboration block
+        (after each decoder layer with ``collab="none"``) but the last, for DETR's auxiliary
+        decoder losses."""
         image, text, text_mask, motion = (
             batch["image"],
             batch["text"],
@@ -287,7 +314,7 @@ class CSDVL(nn.Module):
         # grid sizes: read them once (a host sync) when something will use them.
         aligns = self.cfg.collab in ("s2d", "full") or self.cfg.dynamic_pool == "attention"
         sizes = GridSizes.of(image_valid) if aligns else image_valid
-        maps = []
+        maps, aux_boxes = [], []
         for i in range(self.cfg.n_layers):
             queries, attn = self.static.decoder[i](
                 queries, frame_pos, memory, memory_pos, memory_pad, h * w, self.cfg.alpha
@@ -299,11 +326,15 @@ class CSDVL(nn.Module):
                 queries, fv = self.collab[i](
                     queries, fv, attn, grid, clip_index, space_pos, frame_pos, sizes
                 )
+            if aux and i < self.cfg.n_layers - 1:
+                reference = self._reference(attn, image_valid)
+                aux_boxes.append(self.box_head(self._head_input(queries), reference))
 
         fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool, sizes)  # [B,Td,d]
         mask = self.map_mask(td, device)
         sentence = masked_mean(hl, text_mask) if self.cfg.temporal_text_fusion else None
-        return {
+        queries = self._head_input(queries)
+        out = {
             "pred_boxes": self.box_head(queries, self._reference(maps[-1], image_valid)),
             "score_map": self.temporal_head(fd, mask, sentence),
             "map_mask": mask,
@@ -311,6 +342,11 @@ class CSDVL(nn.Module):
             "clip_logits": self.clip_head(fd),
             "s2d_attention": torch.stack(maps, dim=1),
         }
+        if aux:
+            out["aux_boxes"] = (
+                torch.stack(aux_boxes, dim=1) if aux_boxes else queries.new_zeros(b, 0, ts, 4)
+            )
+        return out
 
 
 def pool_dynamic(

@@ -5,8 +5,9 @@ states (``L`` tokens of 768) are FC-projected to ``d``; ``N`` post-norm encoder 
 concatenation ``[visual; text]`` (``h*w + L`` tokens) with a 2-D sine position encoding on the
 visual part (zeros on the text part, as MDETR) and give the memory ``M_t``. ``N`` decoder layers
 refine one learnable object query per frame: self-attention over the ``Ts`` frames of the clip
-(STVGFormer's variant; a 1-D sine encoding of the frame index is added to its queries and keys),
-then cross-attention to ``M_t``, then an FFN.
+(our reading: the papers describe MDETR-like decoder layers and say nothing more of their
+self-attention, which over a single query would be trivial; a 1-D sine encoding of the frame
+index is added to its queries and keys), then cross-attention to ``M_t``, then an FFN.
 
 Each decoder layer also returns ``A``, its cross-attention weights over the *visual* memory
 positions (``[B, Ts, h*w]``, averaged over heads), recomputed with the projected query multiplied
@@ -147,10 +148,12 @@ class StaticStream(nn.Module):
         dim_feedforward: int,
         dropout: float,
         pos_in_values: bool = False,
+        query_as_position: bool = False,
     ) -> None:
         super().__init__()
         self.d_model = d_model
         self.pos_in_values = pos_in_values
+        self.query_as_position = query_as_position
         self.image_proj = nn.Linear(image_channels, d_model)  # DETR's 1x1 input projection
         # MDETR's FeatureResizer for the text states: FC + LayerNorm + dropout.
         self.text_proj = nn.Sequential(
@@ -194,9 +197,13 @@ class StaticStream(nn.Module):
         return x, pos, pad
 
     def initial_queries(self, batch: int, frames: int) -> Tensor:
-        """O^0 for every frame: [B, Ts, d]."""
-        return self.query_embed.expand(batch, frames, self.d_model)
+        """O^0 for every frame: [B, Ts, d] (zeros with ``query_as_position``)."""
+        queries = self.query_embed.expand(batch, frames, self.d_model)
+        return torch.zeros_like(queries) if self.query_as_position else queries
 
     def frame_position(self, frames: int, device: torch.device) -> Tensor:
-        """Sine encoding of the frame index: [Ts, d]."""
-        return sine_position_1d(frames, self.d_model, device=device)
+        """The query position: the sine encoding of the frame index, [Ts, d], plus the learned
+        query vector with ``query_as_position`` (MDETR's layout: content starts at zero and the
+        learned query enters every attention's queries and keys)."""
+        pos = sine_position_1d(frames, self.d_model, device=device)
+        return pos + self.query_embed if self.query_as_position else pos

@@ -1,8 +1,12 @@
-"""Training settings: one flat dataclass, presets with the paper's numbers, ``--set key=value``.
+"""Training settings: one flat dataclass, presets per dataset, ``--set key=value``.
 
-Numbers from CSDVL (supplementary B.1) and DESIGN section 8: AdamW, lr 1e-4, weight decay 1e-4,
-batch 8, EMA 0.99997 (VidSTG) / 0.999 (HC-STVG), epochs 10 / 10 / 4 (VidSTG / HC-STVG v1 / v2),
-Ts = 64 / 48 static frames, alpha 1.0 / 0.1, loss weights L1 5, GIoU 2, L_tg 5, L_ta 1.
+From the paper (section 4.1, supplementary B.1): AdamW, lr 1e-4, weight decay 1e-4, EMA 0.99997
+(VidSTG) / 0.999 (HC-STVG), epochs 10 / 10 / 4 (VidSTG / HC-STVG v1 / v2), Ts = 64 / 48 static
+frames, alpha 1.0 / 0.1, loss weights L1 5, GIoU 2, L_tg 5, L_ta 1. The paper's "batch size of 8"
+on 8 GPUs does not say whether it is per GPU or in all; ``batch_size`` 8 here is per process
+(``global_batch`` sets the total instead). Not from the paper: ``grad_clip`` 0.1 (MDETR's and
+TubeDETR's default), the constant lr without warmup (MDETR decays and warms up; see
+``lr_schedule``), ``aux_loss`` off, and every value of the ``synthetic`` preset.
 ``model.*`` keys go to :class:`stvg.models.CSDVLConfig`.
 """
 
@@ -15,18 +19,26 @@ from typing import Any
 
 from stvg.errors import InputError
 
+LR_SCHEDULES = ("constant", "cosine", "linear")
+
 
 @dataclass
 class TrainConfig:
     preset: str = "vidstg"
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
-    batch_size: int = 8
+    batch_size: int = 8  # queries per optimizer step *per process*; see global_batch
+    # Queries per optimizer step over all processes: under torchrun with W processes each takes
+    # global_batch / W (must divide). None: every process takes batch_size (global W * batch_size).
+    global_batch: int | None = None
     num_frames: int = 64  # Ts: static frames per query in a training step
     frame_jitter: bool = False  # Ts frames drawn one per segment (TSN), not always the centres
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    # constant | cosine | linear: after warmup_steps of linear warmup (step s at (s+1)/warmup of
+    # lr), constant, cosine decay to 0 or linear decay to 0 at the last step (MDETR's
+    # "all_linear_with_warmup"). See stvg.train.trainer.lr_factor.
+    lr_schedule: str = "constant"
     warmup_steps: int = 0
     grad_clip: float = 0.1  # max grad norm, as TubeDETR/MDETR; 0 disables
     ema_decay: float = 0.99997
@@ -35,6 +47,13 @@ class TrainConfig:
     loss_tg: float = 5.0
     loss_ta: float = 1.0
     loss_att: float = 0.0  # spatial attention loss (not in the paper; see stvg.train.losses)
+    # DETR's auxiliary decoder losses: the l1 and giou terms, with their weights, also on the
+    # boxes predicted from every earlier static decoder layer (terms aux_l1, aux_giou: sums over
+    # those layers). Not stated by the CSDVL paper; MDETR and TubeDETR train with them.
+    aux_loss: bool = False
+    # mdetr:PATH: start the static stream and box head from an MDETR checkpoint
+    # (stvg.models.mdetr); applied once, when a run starts (not on resume).
+    init: str | None = None
     seed: int = 0
     num_workers: int = 2
     checkpoint_every: int = 500
@@ -47,13 +66,43 @@ class TrainConfig:
 
     def loss_weights(self) -> dict[str, float]:
         """The weight of each named loss term (``stvg.train.losses.compute_losses``)."""
-        return {
+        weights = {
             "l1": self.loss_l1,
             "giou": self.loss_giou,
             "tg": self.loss_tg,
             "ta": self.loss_ta,
             "att": self.loss_att,
         }
+        if self.aux_loss:
+            weights.update(aux_l1=self.loss_l1, aux_giou=self.loss_giou)
+        return weights
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming the setting for values training cannot use."""
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
+                field="lr_schedule",
+            )
+        if self.warmup_steps < 0:
+            raise InputError("warmup_steps must be >= 0", field="warmup_steps")
+        if self.global_batch is not None and self.global_batch < 1:
+            raise InputError("global_batch must be >= 1", field="global_batch")
+        if self.init is not None:
+            from stvg.models.mdetr import parse_init
+
+            parse_init(self.init)
+
+    def per_process_batch(self, world: int) -> int:
+        """Queries per optimizer step in each of ``world`` processes (see ``global_batch``)."""
+        if self.global_batch is None:
+            return self.batch_size
+        if self.global_batch % world:
+            raise InputError(
+                f"global_batch {self.global_batch} is not divisible by the {world} processes",
+                field="global_batch",
+            )
+        return self.global_batch // world
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,4 +165,6 @@ def resolve(preset: str, overrides: list[str] | None = None) -> TrainConfig:
                 f"unknown setting {key!r}; known: {', '.join(sorted(names))} and model.*",
                 field="--set",
             )
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    config.check()
+    return config

@@ -17,6 +17,8 @@
   of the frame (resp. clip) logits, as ABLR's temporal attention: with per-position sigmoids
   this formula only sees positives and is minimized by predicting 1 everywhere. Averaged over
   the samples that have at least one positive.
+* ``aux_l1`` / ``aux_giou`` (not stated by the paper; ``aux_loss`` setting): DETR's auxiliary
+  decoder losses, :func:`aux_box_losses`, weighted as ``l1`` / ``giou``.
 * ``att`` (not in the paper; weight 0 in the paper presets): a spatial attention loss for training
   from scratch. On each GT frame, the static decoder's cross-attention over the visual cells
   (every layer, heads averaged, renormalized over the valid cells) is scored by cross-entropy
@@ -123,6 +125,21 @@ def box_losses(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     l1 = (p - g).abs().sum() / n
     giou = torch.diag(generalized_box_iou(box_cxcywh_to_xyxy(p), box_cxcywh_to_xyxy(g)))
     return l1, (1 - giou).sum() / n
+
+
+def aux_box_losses(aux_boxes: Tensor, targets: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """DETR's auxiliary decoder losses: ``{"aux_l1", "aux_giou"}``, each the sum over the
+    earlier layers of :func:`box_losses` on that layer's boxes.
+
+    ``aux_boxes`` [B, N - 1, Ts, 4] (the model's ``aux_boxes``); ``targets`` needs ``boxes``
+    and ``box_mask`` as :func:`compute_losses`. Zero (with gradient) for a one-layer model.
+    """
+    mask = targets["box_mask"].bool()
+    l1 = giou = aux_boxes.sum() * 0.0
+    for layer in range(aux_boxes.shape[1]):
+        a, b = box_losses(aux_boxes[:, layer], targets["boxes"], mask)
+        l1, giou = l1 + a, giou + b
+    return {"aux_l1": l1, "aux_giou": giou}
 
 
 def box_cell_shares(

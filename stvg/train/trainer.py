@@ -94,12 +94,20 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def lr_factor(config: TrainConfig, total_steps: int):
+    """The multiplier of ``config.lr`` at optimizer step ``step`` (0-based: the rate step
+    ``step`` uses). Warmup: ``(step + 1) / W`` for ``step < W = warmup_steps``. Then, with
+    ``p = (step - W) / max(1, total_steps - W)`` clipped to [0, 1]: ``constant`` 1, ``cosine``
+    ``(1 + cos(pi p)) / 2``, ``linear`` ``1 - p``."""
+
     def factor(step: int) -> float:
         if config.warmup_steps and step < config.warmup_steps:
             return (step + 1) / config.warmup_steps
+        progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
+        progress = min(1.0, max(0.0, progress))
         if config.lr_schedule == "cosine":
-            progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
-            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if config.lr_schedule == "linear":
+            return 1.0 - progress
         return 1.0
 
     return factor
@@ -201,7 +209,8 @@ def check_run_folder(out: Path, config: TrainConfig, resume: bool, force: bool) 
             raise InputError("--resume: this folder is not an stvg run", file=out)
         return None  # nothing saved yet: start from scratch in the same folder
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    old = checkpoint["config"]
+    defaults = TrainConfig().to_json()  # settings added since the run began read as defaults
+    old = {**defaults, **checkpoint["config"]}
     new = config.to_json()
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)} - {"max_steps", "epochs"}
     if changed and not force:
@@ -243,9 +252,11 @@ def run(
     from stvg.features.manifest import check_same_features, features_record
     from stvg.features.store import open_store
     from stvg.models import CSDVLConfig, build_model
-    from stvg.train.losses import compute_losses
+    from stvg.models.mdetr import initialize
+    from stvg.train.losses import aux_box_losses, compute_losses
 
     out = Path(out)
+    config.check()
     dist = Distributed(device)
     checkpoint = check_run_folder(out, config, resume, force) if dist.main else None
     manifest = open_store(features).manifest
@@ -284,12 +295,16 @@ def run(
     model_cfg = CSDVLConfig.from_preset(
         config.preset, **{**model_inputs_from(train_set), **config.model}
     ).to_dict()
-    model = build_model(model_cfg).to(dist.device)
+    model = build_model(model_cfg)
+    if checkpoint is None and config.init:
+        initialize(model, config.init)  # once, when the run starts
+    model = model.to(dist.device)
     ema = EMA(model, config.ema_decay)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
-    batches_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    batch_size = config.per_process_batch(dist.world)
+    batches_per_epoch = math.ceil(len(train_set) / batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / dist.world)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, total_steps))
@@ -347,7 +362,7 @@ def run(
     loader = torch.utils.data.DataLoader(
         train_set,
         batch_sampler=RankBatches(
-            len(train_set), config.batch_size, config.seed, dist.world, dist.rank, step, total_steps
+            len(train_set), batch_size, config.seed, dist.world, dist.rank, step, total_steps
         ),
         collate_fn=collate,
         num_workers=config.num_workers,
@@ -359,8 +374,10 @@ def run(
             epoch = step // steps_per_epoch
             model.train()
             batch = to_device(cpu_batch, dist.device)
-            outputs = net(batch)
+            outputs = net(batch, aux=True) if config.aux_loss else net(batch)
             terms = compute_losses(outputs, batch, attention=config.loss_att > 0)
+            if config.aux_loss:
+                terms.update(aux_box_losses(outputs["aux_boxes"], batch))
             loss = sum(weights[k] * terms[k] for k in weights if k in terms and weights[k])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -107,3 +107,28 @@ def test_uneven_batches_do_not_hang(features, tmp_path):
     rank0 = torch.load(dumps / "rank0.pt", weights_only=False)["model"]
     rank1 = torch.load(dumps / "rank1.pt", weights_only=False)["model"]
     assert all(torch.equal(v, rank1[k]) for k, v in rank0.items())
+
+
+def test_global_batch_and_aux_loss_under_two_ranks(features, tmp_path):
+    """global_batch 4 over 2 ranks: 2 queries per rank, so one step per epoch of 4 queries
+    (batch_size, 1 here, is ignored); the auxiliary losses pass through DDP's forward."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    out = tmp_path / "r"
+    sets = [*TINY_SETS, "batch_size=1", "global_batch=4", "epochs=2", "validate=false",
+            "aux_loss=true", "model.n_layers=2"]  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [*torchrun, "--nproc_per_node", "2", str(driver), str(features), str(out)]
+    done = subprocess.run(
+        [*command, str(dumps), json.dumps(sets)], env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["epoch"]) for x in lines if "loss" in x] == [(1, 0), (2, 1)]
+    assert all(x["aux_l1"] > 0 for x in lines if "loss" in x)
+    rank0 = torch.load(dumps / "rank0.pt", weights_only=False)["model"]
+    rank1 = torch.load(dumps / "rank1.pt", weights_only=False)["model"]
+    assert all(torch.equal(v, rank1[k]) for k, v in rank0.items())

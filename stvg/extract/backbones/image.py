@@ -32,7 +32,9 @@ store writer refuses non-finite values in any case.
 
 Pretrained weights are torchvision's ``IMAGENET1K_V1`` (the weights DETR, MDETR and TubeDETR
 started from); a local PATH may hold a torchvision state dict or a DETR/MDETR checkpoint (its
-``backbone.0.body.`` prefix is stripped; the keys must cover the cut).
+``backbone.0.body.`` prefix is stripped; the keys must cover the cut); ``mdetr:PATH`` takes only
+the ``backbone.0.body.*`` tensors of an MDETR checkpoint (the paper's image encoder: MDETR's
+fine-tuned ResNet101).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from stvg.extract.backbones.weights import (
     load_into,
     load_state_dict,
     locate_file,
+    mdetr_id,
+    mdetr_part,
     parse_weights,
     random_id,
     seeded,
@@ -273,6 +277,10 @@ def _resnet_with_weights(name: str, layer: str, choice: WeightsChoice) -> tuple[
     body = resnet_trunk(net, layer)
     if choice.kind == "random":
         return body, random_id()
+    if choice.kind == "mdetr":  # MDETR's ResNet: backbone.0.body.* (frozen-BN buffers)
+        state = mdetr_part(choice.path, "backbone.0.body.", f"{name} image")
+        load_into(body, state, name, choice.path)
+        return body, mdetr_id(choice.path)
     enum_name = _PRETRAINED[name]
     url = torchvision_url(enum_name)
     if choice.kind == "pretrained":

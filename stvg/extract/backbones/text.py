@@ -6,6 +6,9 @@
   offline (``HF_HUB_OFFLINE=1``, ...) or unreachable hub -> :class:`WeightsUnavailable`.
 - ``weights=PATH``: a folder written by ``save_pretrained`` (model and tokenizer; a folder that
   holds such a folder named ``roberta-base`` also works).
+- ``weights="mdetr:PATH"``: the RoBERTa MDETR fine-tuned (``transformer.text_encoder.*`` of an
+  MDETR checkpoint, the paper's text encoder) with roberta-base's own tokenizer (MDETR's), read
+  from the Hugging Face cache as for ``pretrained``; MDETR's unused pooler is left out.
 - ``weights="random"``: the same architecture, :func:`roberta_base_config` (the exact
   roberta-base numbers, written out below), initialized by transformers' own init under a fixed
   seed, with the offline byte-level BPE tokenizer of :mod:`.tokenizer`.
@@ -30,6 +33,9 @@ from stvg.extract.backbones.weights import (
     can_reach,
     file_id,
     is_offline,
+    load_into,
+    mdetr_id,
+    mdetr_part,
     parse_weights,
     random_id,
     seeded,
@@ -198,6 +204,40 @@ def _unavailable(reason: str, cache: Path) -> WeightsUnavailable:
     )
 
 
+def mdetr_text_model(path: str | Path, layers: int = 12) -> nn.Module:
+    """RoBERTa-base cut to its first ``layers`` layers (``transformers.RobertaModel``, no pooler)
+    holding the ``transformer.text_encoder.*`` tensors of the MDETR checkpoint at ``path``; every
+    tensor of the model must be there with its shape (:class:`WeightsUnavailable` otherwise).
+    The pooler, later layers and the legacy ``embeddings.position_ids`` buffer are not used."""
+    from transformers import RobertaModel
+
+    state = mdetr_part(path, "transformer.text_encoder.", "RoBERTa text")
+    with seeded():
+        model = RobertaModel(roberta_base_config(layers), add_pooling_layer=False)
+    load_into(model, state, "RoBERTa (MDETR)", path)
+    return model
+
+
+def roberta_tokenizer():
+    """roberta-base's tokenizer from the Hugging Face cache, downloaded when allowed and needed
+    (the rules of ``weights="pretrained"``); :class:`WeightsUnavailable` when it cannot be had."""
+    from transformers import AutoTokenizer
+
+    cache = hf_hub_cache()
+    try:
+        return AutoTokenizer.from_pretrained(HUB_NAME, cache_dir=cache, local_files_only=True)
+    except (OSError, ValueError):
+        pass
+    if is_offline():
+        raise _unavailable("its tokenizer is not in the Hugging Face cache and offline", cache)
+    if not can_reach(HUB_URL):
+        raise _unavailable("its tokenizer is not cached and huggingface.co is unreachable", cache)
+    try:
+        return AutoTokenizer.from_pretrained(HUB_NAME, cache_dir=cache)
+    except (OSError, ValueError) as exc:
+        raise _unavailable(f"the tokenizer download failed ({exc})", cache) from exc
+
+
 def build_text_encoder(
     weights: str = "pretrained",
     device: str | torch.device = "cpu",
@@ -220,6 +260,10 @@ def build_text_encoder(
             model = RobertaModel(roberta_base_config(layers), add_pooling_layer=False)
         tokenizer = build_transformers_tokenizer()
         weights_id, tokenizer_name = random_id(), tokenizer_id()
+    elif choice.kind == "mdetr":
+        model = mdetr_text_model(choice.path, layers)
+        tokenizer = roberta_tokenizer()
+        weights_id, tokenizer_name = mdetr_id(choice.path), f"hf:{HUB_NAME}"
     elif choice.kind == "file":
         folder = _local_folder(choice.path)
         try:

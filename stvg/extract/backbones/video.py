@@ -12,10 +12,11 @@ Choices (``name``):
   ``AvgPool3d((8|32, 1, 1))`` does) and concatenated: 2304 channels, slow first.
 - ``slowfast_r101``: pytorchvideo's Kinetics-400 SlowFast 8x8 R101 (``slowfast_r101``,
   ``kinetics/SLOWFAST_8x8_R101.pyth``), the same 2304 channels but an undilated res5, so stride
-  32 (256 -> 8x8). The paper (CSDVL) used a SlowFast **R101 pretrained on AVA**; pytorchvideo
-  ships no AVA R101 checkpoint, so neither choice is the paper's exact encoder: the default
-  keeps the AVA pretraining (R50), this one keeps the depth (Kinetics). The supplementary's
-  table 1 reports the AVA pretraining as the better one.
+  32 (256 -> 8x8). The paper (CSDVL) says only "SlowFast pre-trained on AVA", following Aug.
+  2D-TAN; it states neither the depth nor the variant. The default is pytorchvideo's AVA
+  SlowFast (R50, the one AVA checkpoint it ships), so the AVA pretraining is the paper's and
+  the depth is unknown. The supplementary's table 1 compares AVA and Kinetics-600 pretraining
+  on HC-STVG v2 and calls them similar (m_vIoU 38.7 vs 38.4).
 - ``framediff_resnet18``: the light choice for ``--weights random`` and the offline demo. Each of
   the clip's frames goes through ResNet18 up to ``layer3`` (256 ch, stride 16); the output is
   ``[mean over frames, last frame - first frame]`` concatenated: 512 channels. DESIGN section 6
@@ -65,6 +66,7 @@ from stvg.extract.backbones.image import (
     torchvision_url,
 )
 from stvg.extract.backbones.weights import (
+    WeightsUnavailable,
     fetch_torch_hub_file,
     file_id,
     load_into,
@@ -311,6 +313,13 @@ def build_video_encoder(
     if name not in _CHOICES:
         raise ValueError(f"unknown video backbone {name!r}; choose one of {sorted(_CHOICES)}")
     choice = parse_weights(weights)
+    if choice.kind == "mdetr" and name != "pixelflow":
+        raise WeightsUnavailable(
+            "an MDETR checkpoint holds no video encoder",
+            file=choice.path,
+            field="--weights",
+            hint="Build the video encoder with 'pretrained' (stvg extract does so with mdetr:PATH)",
+        )
     source = _CHOICES[name][3]
     if name == "pixelflow":
         body: nn.Module = _PixelFlowBody(_CHOICES[name][1])

@@ -14,10 +14,16 @@
 - ``PATH``: a local checkpoint file (or, for the text encoder, a folder saved by
   ``save_pretrained``). Weight id ``"file:<sha256 prefix>"`` of its bytes, so stores can tell
   two different files apart.
+- ``mdetr:PATH``: an MDETR checkpoint (:mod:`stvg.models.mdetr` reads it safely): the image
+  encoder takes its ResNet (``backbone.0.body.*``), the text encoder its RoBERTa
+  (``transformer.text_encoder.*``, with roberta-base's tokenizer from the Hugging Face cache);
+  MDETR has no video encoder, so ``stvg extract`` builds that one ``pretrained``. Weight id
+  ``"mdetr:<sha256 prefix>"``.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
 import os
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 SEED = 0
 PROBE_TIMEOUT = 3.0  # seconds to wait for a hub host before calling it unreachable
 DOWNLOAD_TIMEOUT = 30.0  # seconds a download socket may stay silent
+MDETR_SCHEME = "mdetr:"
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "STVG_OFFLINE")
 
 
@@ -51,16 +58,20 @@ class WeightsUnavailable(InputError):
 
 @dataclass(frozen=True)
 class WeightsChoice:
-    """A parsed ``--weights`` value: ``kind`` is ``"pretrained"``, ``"random"`` or ``"file"``."""
+    """A parsed ``--weights`` value: ``kind`` is ``"pretrained"``, ``"random"``, ``"file"`` or
+    ``"mdetr"``."""
 
     kind: str
     path: Path | None = None
 
 
 def parse_weights(weights: str | Path) -> WeightsChoice:
-    """Parse ``"pretrained"``, ``"random"`` or a local path that must exist."""
+    """Parse ``"pretrained"``, ``"random"``, ``"mdetr:PATH"`` or a local path that must exist."""
     if isinstance(weights, str) and weights in ("pretrained", "random"):
         return WeightsChoice(weights)
+    kind = "file"
+    if isinstance(weights, str) and weights.startswith(MDETR_SCHEME):
+        kind, weights = "mdetr", weights[len(MDETR_SCHEME) :]
     path = Path(weights).expanduser()
     if not path.exists():
         raise WeightsUnavailable(
@@ -71,7 +82,33 @@ def parse_weights(weights: str | Path) -> WeightsChoice:
             hint="Pass 'pretrained' (downloads into the library caches), 'random', or the path "
             "of a checkpoint that exists on this machine",
         )
-    return WeightsChoice("file", path)
+    if kind == "mdetr" and not path.is_file():
+        raise WeightsUnavailable(
+            "--weights mdetr:PATH needs the MDETR checkpoint file", file=path, field="--weights"
+        )
+    return WeightsChoice(kind, path)
+
+
+def mdetr_id(path: str | Path) -> str:
+    """``"mdetr:<first 16 hex of sha256>"`` of an MDETR checkpoint file."""
+    return "mdetr:" + file_id(path).split(":", 1)[1]
+
+
+def mdetr_part(path: str | Path, prefix: str, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of an MDETR checkpoint under ``prefix``, with the prefix removed; refused
+    (:class:`WeightsUnavailable` naming ``what``) when there are none."""
+    from stvg.models.mdetr import read_mdetr_checkpoint
+
+    state, _ = read_mdetr_checkpoint(path, "--weights")
+    part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not part:
+        raise WeightsUnavailable(
+            f"the MDETR checkpoint holds no {what} weights (no key starts with {prefix!r})",
+            file=path,
+            field="--weights",
+            hint="Use MDETR's ResNet101 checkpoint (pretrained_resnet101_checkpoint.pth)",
+        )
+    return part
 
 
 def random_id(seed: int = SEED) -> str:
@@ -193,13 +230,15 @@ def load_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file, unwrapped and with known prefixes removed.
 
-    Accepts a bare state dict or one nested under ``model_state`` (pytorchvideo), ``state_dict``
-    or ``model`` (DETR/MDETR). Only tensors are loaded (``weights_only=True``): a file that needs
-    arbitrary unpickling is refused with a hint to re-save its state dict.
+    Accepts a bare state dict or one nested under ``model_state`` (pytorchvideo), ``state_dict``,
+    ``model_ema`` or ``model`` (DETR/MDETR; the EMA weights first). Only tensors, plain
+    containers and ``argparse.Namespace`` (MDETR's ``args``) are loaded (``weights_only=True``):
+    a file that needs arbitrary unpickling is refused with a hint to re-save its state dict.
     """
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):  # MDETR's "args"
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise WeightsUnavailable(
             f"cannot read {what} weights ({type(exc).__name__}: {str(exc).splitlines()[0]})",
@@ -207,7 +246,7 @@ def load_state_dict(
             field="--weights",
             hint="Give a file written by torch.save(model.state_dict(), PATH)",
         ) from exc
-    for key in ("model_state", "state_dict", "model"):
+    for key in ("model_state", "state_dict", "model_ema", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
             break
