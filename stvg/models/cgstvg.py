@@ -35,6 +35,12 @@ token type; both are added once to the input (eq. 2) and the ``n_encoder_layers`
 self-attention layers (CSDVL's :class:`~stvg.models.static_stream.EncoderLayer`, given no
 position) fuse the frame's tokens. The paper inherits STCAT's encoder; this is its eq. 1-3.
 
+Features. The paper's motion features are VidSwin-tiny maps (768 channels, one per frame);
+stage one stores AVA SlowFast clip maps (2304 channels) under ``motion``, which this module
+reads as is. A VidSwin store would keep the same key and layout (``motion`` [Td, 768, h2, w2],
+the last stage of torchvision's ``swin3d_t`` with Kinetics-400 weights, time-pooled per clip;
+``backbones.video = "swin3d_t"`` in the manifest) and only ``motion_channels=768`` changes here.
+
 Decoder (eqs. 4-6), ``K = n_layers`` stages. One spatial query ``q_t`` and one temporal query
 ``p_t`` per frame, each initialized from a learned vector (DETR); the self-attentions run over
 the frames of a video with a 1-D sine encoding of the frame index on queries and keys; the
@@ -54,7 +60,9 @@ Heads: at every stage the shared 3-layer box MLP gives ``B_k`` (and ``R_k``), a 
   gives the half-open span ``[i, j + 1)`` in units of the ``Ts`` sampled frames, which read as
   fractions of the segment ``[i / Ts, (j + 1) / Ts)`` exactly like CSDVL's clip units when the
   frames are sampled uniformly (frame ``k`` at ``(k + 0.5) / Ts``); :func:`frame_span` does the
-  same from the logits with a minimum length;
+  same from the logits with a minimum length, and :func:`stored_frame_span` joins the passes
+  of a prediction (each pass a strided subset of the stored frames) into one span in
+  stored-frame units;
 * per stage (for eqs. 13-14): ``stage_boxes`` [B, K, Ts, 4], ``stage_start`` / ``stage_end``
   [B, K, Ts], ``temporal_logits`` [B, K, Ts] (``s^t_k`` before the sigmoid), ``spatial_conf``
   [B, K, Ts] (``s^s_k``), ``context_keep`` [B, K, Ts] bool (frames whose context passed).
@@ -64,7 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -461,6 +469,38 @@ def frame_span(
     flat = joint.masked_fill(~mask, float("-inf")).reshape(b, t * t)
     score, idx = flat.max(dim=1)
     return idx // t, idx % t + 1, score
+
+
+def stored_frame_span(
+    pass_frames: Sequence[Tensor | Sequence[int]],
+    start_logits: Sequence[Tensor],
+    end_logits: Sequence[Tensor],
+    stored: int,
+    min_frames: int = 1,
+) -> tuple[int, int, float]:
+    """One query's span in stored-frame units from the passes of a prediction.
+
+    Pass ``p`` ran the model on the stored frames ``pass_frames[p]`` [Ts] (indices into the
+    entry's ``stored`` frames; a frame repeated to pad a pass counts once, at its first
+    position) and gave ``start_logits[p]`` / ``end_logits[p]`` [Ts]. Each stored frame takes
+    its pass's ``log softmax`` start and end probabilities; the span maximizes ``p_s(i) p_e(j)``
+    over stored frames ``j - i + 1 >= min_frames`` (frames no pass ran never start or end it).
+    Returns ``(start, end, log_prob)``: the half-open ``[start, end)`` in stored-frame indices
+    (``end = j + 1``) and the log joint probability (renormalized over the stored frames).
+    """
+    log_s = torch.full((stored,), float("-inf"))
+    log_e = torch.full((stored,), float("-inf"))
+    seen = torch.zeros(stored, dtype=torch.bool)
+    for frames, s, e in zip(pass_frames, start_logits, end_logits, strict=True):
+        ls = s.detach().float().cpu().log_softmax(0)
+        le = e.detach().float().cpu().log_softmax(0)
+        for k, f in enumerate(torch.as_tensor(frames).tolist()):
+            if not seen[f]:
+                log_s[f], log_e[f], seen[f] = ls[k], le[k], True
+    if not bool(seen.any()):
+        raise ValueError("no pass ran any stored frame")
+    start, end, score = frame_span(log_s[None], log_e[None], min_frames)
+    return int(start), int(end), float(score)
 
 
 def build_cgstvg(cfg: CGSTVGConfig | Mapping[str, Any]) -> CGSTVG:

@@ -14,6 +14,7 @@ from stvg.models.cgstvg import (
     build_cgstvg,
     frame_span,
     joint_span_map,
+    stored_frame_span,
 )
 from stvg.models.cgstvg_context import (
     InstanceContext,
@@ -411,3 +412,33 @@ def test_frame_span_is_the_best_joint_pair():
     assert torch.all(joint[:, ~mask] == INVALID_LOGIT)
     s2, e2, _ = best_span(joint, mask)  # the CSDVL argmax gives the same span
     assert torch.equal(s2, frame_span(start, end)[0]) and torch.equal(e2, frame_span(start, end)[1])
+
+
+def test_stored_frame_span_joins_the_passes():
+    g = torch.Generator().manual_seed(9)
+    stored = 11
+    passes = [torch.tensor([0, 3, 6, 9]), torch.tensor([1, 4, 7, 10]), torch.tensor([2, 5, 8, 8])]
+    starts = [torch.randn(4, generator=g) * 2 for _ in passes]
+    ends = [torch.randn(4, generator=g) * 2 for _ in passes]
+    # each stored frame's probabilities, from the pass that ran it (frame 8 once, first position)
+    ps, pe = [0.0] * stored, [0.0] * stored
+    for frames, s, e in zip(passes, starts, ends, strict=True):
+        s_prob, e_prob = F.softmax(s, 0).tolist(), F.softmax(e, 0).tolist()
+        done = set()
+        for k, f in enumerate(frames.tolist()):
+            if f not in done:
+                ps[f], pe[f] = s_prob[k], e_prob[k]
+                done.add(f)
+    for min_frames in (1, 4):
+        best = max(
+            (ps[i] * pe[j], i, j)
+            for i in range(stored)
+            for j in range(stored)
+            if j - i + 1 >= min_frames
+        )
+        got = stored_frame_span(passes, starts, ends, stored, min_frames)
+        assert got[:2] == (best[1], best[2] + 1)
+        assert math.isclose(math.exp(got[2]), best[0] / (sum(ps) * sum(pe)), rel_tol=1e-5)
+    one = stored_frame_span([torch.arange(4)], starts[:1], ends[:1], 4)
+    s, e, _ = frame_span(starts[0][None], ends[0][None])
+    assert one[:2] == (int(s), int(e))
