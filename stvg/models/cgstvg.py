@@ -298,12 +298,19 @@ class CGSTVG(nn.Module):
         self.span_head = MLP(d, d, 2, 2)  # start / end logits H_k
 
     def encode(
-        self, image: Tensor, image_valid: Tensor, text: Tensor, text_mask: Tensor, motion: Tensor
+        self,
+        image: Tensor,
+        image_valid: Tensor,
+        text: Tensor,
+        text_mask: Tensor,
+        motion: Tensor,
+        clip_index: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Eqs. (1)-(3) for every frame.
 
         ``image`` [B, Ts, C_img, h, w]; ``image_valid`` [B, h, w]; ``text`` [B, L, C_txt] with
-        ``text_mask`` [B, L]; ``motion`` [B, Ts, C_vid, h2, w2] (each frame's clip). Returns
+        ``text_mask`` [B, L]; ``motion`` [B, Td, C_vid, h2, w2] and ``clip_index`` [B, Ts] long
+        (each frame's clip; clips are projected once, then copied to their frames). Returns
         ``X~`` [B*Ts, h*w + h2*w2 + L, d] (appearance cells, motion cells, text tokens) and its
         padding mask [B*Ts, M] (True = padding).
         """
@@ -311,7 +318,8 @@ class CGSTVG(nn.Module):
         h2, w2 = motion.shape[3:]
         d = self.cfg.d_model
         app = self.image_proj(image.flatten(3).transpose(2, 3))  # [B,Ts,hw,d]
-        mot = self.motion_proj(motion.flatten(3).transpose(2, 3))  # [B,Ts,h2w2,d]
+        mot = self.motion_proj(motion.flatten(3).transpose(2, 3))  # [B,Td,h2w2,d]
+        mot = mot[torch.arange(b, device=mot.device)[:, None], clip_index]  # [B,Ts,h2w2,d]
         txt = self.text_proj(text)  # [B,L,d]
         app = app + (sine_position_2d(image_valid, d).flatten(1, 2) + self.type_embed[0])[:, None]
         full = torch.ones(1, h2, w2, dtype=torch.bool, device=image.device)
@@ -361,10 +369,8 @@ class CGSTVG(nn.Module):
         clip_index = batch.get("frame_clip_index")
         if clip_index is None:
             clip_index = frame_to_clip_index(ts, td, device)[None].expand(b, ts)
-        frame_motion = motion[torch.arange(b, device=device)[:, None], clip_index]  # [B,Ts,...]
-
-        memory, pad = self.encode(image, valid, text, text_mask, frame_motion)
-        h2, w2 = frame_motion.shape[3:]
+        memory, pad = self.encode(image, valid, text, text_mask, motion, clip_index)
+        h2, w2 = motion.shape[3:]
         maps = memory.view(b, ts, -1, d)
         appearance = maps[:, :, : h * w].transpose(2, 3).reshape(b, ts, d, h, w)  # X~^2d_a
         motion_map = maps[:, :, h * w : h * w + h2 * w2].transpose(2, 3)

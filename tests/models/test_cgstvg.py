@@ -105,9 +105,10 @@ def test_encoder_input_is_the_concatenation_with_position_and_type():
     valid = torch.ones(B, H, W, dtype=torch.bool)
     valid[1, :, 3] = False
     clip_of = torch.tensor([[0, 0, 1, 1, 2, 2], [0, 1, 1, 2, 2, 2]])
-    motion = inputs["motion"][torch.arange(B)[:, None], clip_of]
     with torch.no_grad():
-        x, pad = net.encode(inputs["image"], valid, inputs["text"], inputs["text_mask"], motion)
+        x, pad = net.encode(
+            inputs["image"], valid, inputs["text"], inputs["text_mask"], inputs["motion"], clip_of
+        )
         d = net.cfg.d_model
         pos_a = sine_position_2d(valid, d)
         pos_m = sine_position_2d(torch.ones(1, H2, W2, dtype=torch.bool), d)[0]
