@@ -372,13 +372,15 @@ def test_every_parameter_gets_a_gradient():
     assert not missing, missing
 
 
-def test_padded_cells_do_not_change_a_sample():
+def test_padded_cells_and_tokens_do_not_change_a_sample():
     net = model(theta_t=0.0, theta_s=0.0)
     inputs = batch()
     inputs["image_mask"] = torch.ones(B, H, W, dtype=torch.bool)
     inputs["image_mask"][1, :, 3] = False  # sample 1 is a 3 x 3 frame padded to 3 x 4
     other = {**inputs, "image": inputs["image"].clone()}
     other["image"][1, :, :, :, 3] = 50.0
+    other["text"] = inputs["text"].clone()
+    other["text"][1, 3:] = -20.0  # sample 1's padded tokens
     alone = {
         "image": inputs["image"][1:, :, :, :, :3],
         "text": inputs["text"][1:],
