@@ -81,7 +81,7 @@ from torch import Tensor, nn
 
 from stvg.errors import InputError
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy
-from stvg.models.cgstvg_context import InstanceContext, StageContext
+from stvg.models.cgstvg_context import REFINEMENTS, InstanceContext, StageContext
 from stvg.models.collaboration import frame_to_clip_index
 from stvg.models.heads import INVALID_LOGIT, MLP, BoxHead
 from stvg.models.position import sine_position_1d, sine_position_2d
@@ -118,6 +118,11 @@ class CGSTVGConfig:
     roi_size: int = 2
     roi_sampling: int = 2
     context_selection: str = "predicted"
+    # Ablations of the paper's table 4. False: the baseline, no SDB reads instance context (the
+    # confidence heads and their losses stay). ``refinement``: which ICR levels filter the
+    # context, "st" (the paper), "t", "s" or "none" (ICG alone: every frame's context passes).
+    instance_context: bool = True
+    refinement: str = "st"
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CGSTVGConfig:
@@ -160,6 +165,11 @@ class CGSTVGConfig:
                 raise InputError(f"{name} must be in [0, 1), got {value}", field=name)
         if self.roi_size < 1 or self.roi_sampling < 1:
             raise InputError("roi_size and roi_sampling must be >= 1", field="roi_size")
+        if self.refinement not in REFINEMENTS:
+            raise InputError(
+                f"refinement must be one of {list(REFINEMENTS)}, got {self.refinement!r}",
+                field="refinement",
+            )
         if self.context_selection not in CONTEXT_SELECTIONS:
             raise InputError(
                 f"context_selection must be one of {list(CONTEXT_SELECTIONS)}, "
@@ -284,7 +294,13 @@ class CGSTVG(nn.Module):
             for _ in range(cfg.n_encoder_layers)
         )
         self.spatial_blocks = nn.ModuleList(
-            SpatialDecodingBlock(d, cfg.n_heads, cfg.dim_feedforward, cfg.dropout, guided=k > 0)
+            SpatialDecodingBlock(
+                d,
+                cfg.n_heads,
+                cfg.dim_feedforward,
+                cfg.dropout,
+                guided=k > 0 and cfg.instance_context,
+            )
             for k in range(cfg.n_layers)
         )
         self.temporal_blocks = nn.ModuleList(
@@ -293,7 +309,9 @@ class CGSTVG(nn.Module):
         )
         self.spatial_query = nn.Parameter(torch.randn(d) * 0.02)  # Q_0 (every frame)
         self.temporal_query = nn.Parameter(torch.randn(d) * 0.02)  # P_0 (every frame)
-        self.context = InstanceContext(d, cfg.roi_size, cfg.roi_sampling)
+        self.context = InstanceContext(
+            d, cfg.roi_size, cfg.roi_sampling, cfg.refinement, with_tokens=cfg.instance_context
+        )
         self.box_head = BoxHead(d)  # B_k and R_k (eq. 7)
         self.span_head = MLP(d, d, 2, 2)  # start / end logits H_k
 
@@ -403,7 +421,7 @@ class CGSTVG(nn.Module):
                 self.cfg.theta_t,
                 self.cfg.theta_s,
                 keep=self._oracle_keep(boxes, batch) if oracle else None,
-                build_tokens=not last,
+                build_tokens=not last and self.cfg.instance_context,
             )  # eqs. (8)-(12)
             stages.append((boxes, self.span_head(p), context))
 

@@ -94,15 +94,31 @@ def motion_scales(valid: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]
     return grid[1] * cols / side, grid[0] * rows / side
 
 
+REFINEMENTS = ("st", "t", "s", "none")
+
+
 def hard_filter(
-    temporal_prob: Tensor, spatial_prob: Tensor, theta_t: float, theta_s: float
+    temporal_prob: Tensor,
+    spatial_prob: Tensor,
+    theta_t: float,
+    theta_s: float,
+    refinement: str = "st",
 ) -> Tensor:
-    """Eqs. (10) and (12): frames whose context passes both filters, [B, T] bool.
+    """Eqs. (10) and (12): frames whose context passes the filters, [B, T] bool.
 
     ``HF_t`` passes frames with ``s^t > theta_t``, then ``HF_s`` those of them with
     ``s^s > theta_s`` (the two levels commute as masks; the paper applies ``HF_t`` first).
+    ``refinement`` selects the levels, as the rows of the paper's table 4: ``"st"`` both (the
+    paper's model), ``"t"`` or ``"s"`` one, ``"none"`` every frame passes (ICG without ICR).
     """
-    return (temporal_prob > theta_t) & (spatial_prob > theta_s)
+    if refinement not in REFINEMENTS:
+        raise ValueError(f"refinement must be one of {REFINEMENTS}, got {refinement!r}")
+    keep = torch.ones_like(temporal_prob, dtype=torch.bool)
+    if "t" in refinement:
+        keep = keep & (temporal_prob > theta_t)
+    if "s" in refinement:
+        keep = keep & (spatial_prob > theta_s)
+    return keep
 
 
 @dataclass
@@ -118,14 +134,25 @@ class StageContext:
 class InstanceContext(nn.Module):
     """ICG + ICR of one decoding stage (the modules are shared by all stages)."""
 
-    def __init__(self, d_model: int, roi_size: int = 2, sampling_ratio: int = 2) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        roi_size: int = 2,
+        sampling_ratio: int = 2,
+        refinement: str = "st",
+        with_tokens: bool = True,
+    ) -> None:
         super().__init__()
+        if refinement not in REFINEMENTS:
+            raise ValueError(f"refinement must be one of {REFINEMENTS}, got {refinement!r}")
         self.roi_size = roi_size
         self.sampling_ratio = sampling_ratio
+        self.refinement = refinement
         self.temporal_mlp = MLP(d_model, d_model, 1, 2)  # eq. (9)
         self.appearance_mlp = MLP(d_model, d_model, 1, 2)  # eq. (11), appearance branch
         self.motion_mlp = MLP(d_model, d_model, 1, 2)  # eq. (11), motion branch
-        self.fuse = MLP(2 * d_model, d_model, d_model, 2)  # C_k = MLP([C^a ; C^m])
+        # C_k = MLP([C^a ; C^m]); not built when no stage reads context (the baseline)
+        self.fuse = MLP(2 * d_model, d_model, d_model, 2) if with_tokens else None
 
     def generate(
         self,
@@ -175,6 +202,10 @@ class InstanceContext(nn.Module):
         c_a, c_m = self.generate(appearance, motion, regions.detach(), valid)
         spatial = self.spatial_confidence(c_a, c_m)
         if keep is None:
-            keep = hard_filter(temporal_logits.sigmoid(), spatial, theta_t, theta_s)
-        tokens = self.fuse(torch.cat((c_a, c_m), dim=-1)) if build_tokens else None
+            keep = hard_filter(
+                temporal_logits.sigmoid(), spatial, theta_t, theta_s, self.refinement
+            )
+        tokens = None
+        if build_tokens and self.fuse is not None:
+            tokens = self.fuse(torch.cat((c_a, c_m), dim=-1))
         return StageContext(temporal_logits, spatial, keep, tokens)

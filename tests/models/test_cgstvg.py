@@ -445,3 +445,29 @@ def test_stored_frame_span_joins_the_passes():
     one = stored_frame_span([torch.arange(4)], starts[:1], ends[:1], 4)
     s, e, _ = frame_span(starts[0][None], ends[0][None])
     assert one[:2] == (int(s), int(e))
+
+
+@pytest.mark.parametrize("refinement", ["st", "t", "s", "none"])
+def test_refinement_levels_of_table4(refinement):
+    st = torch.tensor([[0.875, 0.875, 0.25, 0.25]])
+    ss = torch.tensor([[0.875, 0.25, 0.875, 0.25]])
+    want = {
+        "st": [True, False, False, False],
+        "t": [True, True, False, False],
+        "s": [True, False, True, False],
+        "none": [True, True, True, True],
+    }[refinement]
+    assert hard_filter(st, ss, 0.75, 0.5, refinement)[0].tolist() == want
+
+
+def test_baseline_without_instance_context():
+    net = model(instance_context=False, theta_t=0.0, theta_s=0.0).train()
+    assert all(block.context_attn is None for block in net.spatial_blocks)
+    assert net.context.fuse is None
+    out = net(batch())
+    cgstvg_total_loss(cgstvg_losses(out, targets())).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing, missing
+    with pytest.raises(InputError) as err:
+        CGSTVGConfig.from_dict({"refinement": "ts"})
+    assert err.value.field == "refinement"
