@@ -471,3 +471,40 @@ def test_baseline_without_instance_context():
     with pytest.raises(InputError) as err:
         CGSTVGConfig.from_dict({"refinement": "ts"})
     assert err.value.field == "refinement"
+
+
+def test_encoder_is_the_self_attention_stack_on_x_prime():
+    """Eq. (3): X~ = SAEncoder(X'), every token attending to the frame's unpadded tokens."""
+    net = model(n_encoder_layers=2)
+    inputs = batch()
+    valid = torch.ones(B, H, W, dtype=torch.bool)
+    clip_of = torch.tensor([[0, 0, 1, 1, 2, 2]] * B)
+    args = (inputs["image"], valid, inputs["text"], inputs["text_mask"], inputs["motion"], clip_of)
+    with torch.no_grad():
+        encoded, pad = net.encode(*args)
+        layers, net.encoder = net.encoder, torch.nn.ModuleList()
+        x_prime, _ = net.encode(*args)
+        for f in range(B * TS):  # one frame at a time, padded tokens removed
+            x = x_prime[f][~pad[f]]
+            for layer in layers:
+                x = layer.norm(x + attend(layer.self_attn, x, x, x))
+                x = layer.ffn(x)
+            assert torch.allclose(encoded[f][~pad[f]], x, atol=1e-5), f
+
+
+def test_regions_are_the_stage_boxes(monkeypatch):
+    """Eq. (7): ICG pools the features under each stage's own (detached) box prediction."""
+    net = model(theta_t=0.0, theta_s=0.0)
+    seen = []
+    original = net.context.generate
+
+    def spy(appearance, motion, regions, valid):
+        seen.append(regions)
+        return original(appearance, motion, regions, valid)
+
+    monkeypatch.setattr(net.context, "generate", spy)
+    with torch.no_grad():
+        out = net(batch())
+    assert len(seen) == 2
+    for k, regions in enumerate(seen):
+        assert torch.equal(regions, out["stage_boxes"][:, k]) and not regions.requires_grad
