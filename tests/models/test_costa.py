@@ -92,21 +92,21 @@ def test_eq1_other_connections_and_single_backbones():
     motion = torch.randn(1, 2, 20, 2, 2)
     clip = torch.tensor([[1, 0]])
     sizes = GridSizes.of(torch.ones(1, 2, 2, dtype=torch.bool))
-    cell = (0, 1, 1, 0)  # frame 1, row 1, column 0 -> token 2; frame 1 reads clip 0
+    # frame 1, row 1, column 0 -> token 2; frame 1 reads clip 0
     for mode in ("concat", "hadamard", "2d", "3d"):
         f = SpaceTimeVideoFusion(16, 20, D, mode)
         out = f(image, motion, clip, sizes)[0, 1, 2]
         x = y = None
         if f.image_proj is not None:
-            x = f.image_proj.weight @ image[cell[0], 1, :, 1, 0] + f.image_proj.bias
+            x = f.image_proj.weight @ image[0, 1, :, 1, 0] + f.image_proj.bias
         if f.motion_proj is not None:
             y = f.motion_proj.weight @ motion[0, 0, :, 1, 0] + f.motion_proj.bias
-        want = {
-            "concat": lambda: f.reduce.weight @ torch.cat((x, y)) + f.reduce.bias,
-            "hadamard": lambda: x * y,
-            "2d": lambda: x,
-            "3d": lambda: y,
-        }[mode]()
+        if mode == "concat":
+            want = f.reduce.weight @ torch.cat((x, y)) + f.reduce.bias
+        elif mode == "hadamard":
+            want = x * y
+        else:
+            want = x if mode == "2d" else y
         torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
 
 
