@@ -29,6 +29,16 @@ Two parts, both on stvg's cached features:
 
 Output: ``memory`` [B*T, HW + L, d] (``F_out``, visual cells then text), its position and padding,
 and the updated [CLS] tokens [B, T, d].
+
+What the store would need for the paper's full eq. (1): the 3D stages consume the fused maps
+(``phi_l(y_{l-1})``), so the hierarchy cannot be split into two cached backbones. It can be cached
+whole when both backbones are frozen and the connection has no trained parameters (a sum of
+non-affine normalizations): stage one would run a 2D ResNet and a 3D ResNet of the same stage
+widths (ResNet-101 and a 3D ResNet-50/101 with temporal stride 1: 256/512/1024/2048 channels) on
+the static frames, fuse after every stage and store ``y_4`` per video as ``st_image``
+[S, 2048, h, w], aligned with ``image`` (same frame ids and grid), the 3D weights recorded in the
+manifest under the same weights switch. This module would then read it in place of
+``image`` + ``motion``. Not built.
 """
 
 from __future__ import annotations
