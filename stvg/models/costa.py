@@ -25,7 +25,8 @@ Forward output (a dict):
 * ``start_logits``, ``end_logits`` [B, Ts]: the temporal head, ``p_t = softmax`` over the frames.
   CoSTA has no 2D proposal map: :func:`predict_span` turns them into the half-open span
   ``[start, end)`` in units of the ``Ts`` frames fed to the model (frame ``k`` of them is the
-  stored frame ``frame_idx[k]``);
+  stored frame ``frame_idx[k]``); :func:`stored_frame_span` merges a query's prediction passes
+  into one span over the stored frames;
 * ``enc_attendance`` [B, Ts]: logits "the object is in this frame" from the encoder's [CLS]
   tokens (``L_e``); ``dec_attendance`` [B, Ts]: the same from the temporal decoder's last queries
   (``L_d``);
@@ -227,6 +228,36 @@ def predict_span(outputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]
     ``[start, end)`` in units of the model's ``Ts`` frames (see
     :func:`stvg.models.costa_decoder.frame_span`). The tube is ``pred_boxes[:, start:end]``."""
     return frame_span(outputs["start_logits"], outputs["end_logits"])
+
+
+def stored_frame_span(
+    start_logits: Tensor, end_logits: Tensor, frame_idx: Tensor, num_stored: int
+) -> tuple[int, int, float]:
+    """One query's span in stored-frame units from its prediction passes.
+
+    ``start_logits``, ``end_logits`` [P, Ts]: the model's outputs for the ``P`` passes of a query;
+    ``frame_idx`` [P, Ts] long: the stored frame (index into the entry's static grid) each model
+    frame was taken from. Each pass's ``softmax`` distribution is summed onto its stored frames
+    (a frame taken twice in a pass gets both shares), then averaged over the passes that saw the
+    frame; :func:`~stvg.models.costa_decoder.frame_span` on the merged distributions, restricted to
+    the seen frames, gives ``(start, end, score)``: the half-open ``[start, end)`` over the
+    ``num_stored`` stored frames (so the tube's native frames are ``stored_ids[start:end]``).
+    """
+    p, _ = frame_idx.shape
+    merged = []
+    for logits in (start_logits, end_logits):
+        prob = logits.float().softmax(-1)
+        total = prob.new_zeros(p, num_stored).scatter_add_(1, frame_idx, prob)
+        seen = prob.new_zeros(p, num_stored).scatter_add_(1, frame_idx, torch.ones_like(prob)) > 0
+        count = seen.sum(0)
+        merged.append(total.sum(0) / count.clamp(min=1))
+    mask = count > 0
+    start, end, score = frame_span(
+        merged[0].clamp(min=1e-30).log()[None],
+        merged[1].clamp(min=1e-30).log()[None],
+        mask[None],
+    )
+    return int(start), int(end), float(score)
 
 
 def build_costa(cfg: CoSTAConfig | Mapping[str, Any]) -> CoSTA:

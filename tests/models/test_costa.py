@@ -7,7 +7,13 @@ import torch
 
 from stvg.errors import InputError
 from stvg.models.collaboration import GridSizes
-from stvg.models.costa import COSTA_PRESETS, CoSTAConfig, build_costa, predict_span
+from stvg.models.costa import (
+    COSTA_PRESETS,
+    CoSTAConfig,
+    build_costa,
+    predict_span,
+    stored_frame_span,
+)
 from stvg.models.costa_decoder import (
     ConcatCrossAttention,
     EventEmbedding,
@@ -406,3 +412,36 @@ def test_feature_grids_of_different_sizes():
         out = model(tiny_batch(h=h, w=w))
         assert out["pred_boxes"].shape == (2, 6, 4)
         assert torch.isfinite(out["pred_boxes"]).all()
+
+
+def test_stored_frame_span_merges_passes():
+    """Two passes over 6 stored frames: probabilities averaged where both passes saw a frame."""
+    torch.manual_seed(15)
+    frame_idx = torch.tensor([[0, 2, 4], [1, 2, 5]])
+    start, end = torch.randn(2, 3), torch.randn(2, 3)
+    got = stored_frame_span(start, end, frame_idx, 7)  # stored frame 3 and 6 never seen
+    ps, pe_ = [0.0] * 7, [0.0] * 7
+    seen = [0] * 7
+    for p in range(2):
+        s_prob = softmax(start[p].tolist())
+        e_prob = softmax(end[p].tolist())
+        for k, f in enumerate(frame_idx[p].tolist()):
+            ps[f] += s_prob[k]
+            pe_[f] += e_prob[k]
+            seen[f] += 1
+    ps = [v / c if c else 0.0 for v, c in zip(ps, seen, strict=True)]
+    pe_ = [v / c if c else 0.0 for v, c in zip(pe_, seen, strict=True)]
+    zs, ze = sum(ps), sum(pe_)
+    best = max(
+        (ps[i] / zs * pe_[j] / ze, i, j)
+        for i in range(7)
+        for j in range(i + 1, 7)
+        if seen[i] and seen[j]
+    )
+    assert got[:2] == (best[1], best[2] + 1)
+    assert got[2] == pytest.approx(best[0], rel=1e-5)
+
+
+def softmax(values: list[float]) -> list[float]:
+    e = [math.exp(v) for v in values]
+    return [v / sum(e) for v in e]
