@@ -379,12 +379,12 @@ def test_padding_does_not_leak():
     batch["image_mask"][1, 2:, :] = False
     batch["image_mask"][1, :, 3:] = False
     batch["text_mask"][1, 3:] = False
-    out = model(batch)
     other = {k: v.clone() for k, v in batch.items()}
     other["image"][1, :, :, 2:, :] = 50.0
     other["image"][1, :, :, :, 3:] = -50.0
     other["text"][1, 3:] = 7.0
-    again = model(other)
+    with torch.no_grad():
+        out, again = model(batch), model(other)
     for key in ("pred_boxes", "start_logits", "end_logits", "enc_attendance"):
         torch.testing.assert_close(out[key], again[key], atol=1e-5, rtol=1e-5)
     assert float(out["spatial_attention"][1, :, 2:, :].abs().max()) == 0.0
