@@ -29,7 +29,9 @@ Forward output (a dict):
   into one span over the stored frames;
 * ``enc_attendance`` [B, Ts]: logits "the object is in this frame" from the encoder's [CLS]
   tokens (``L_e``); ``dec_attendance`` [B, Ts]: the same from the temporal decoder's last queries
-  (``L_d``);
+  (``L_d``; the paper says "the queries updated by the last decoder layer" without naming the
+  decoder: the spatial decoder's are not used because their event part is built from the GT
+  tube in training, so they would read the answer back);
 * ``event_labels`` [B, Ts] long: the ``a_i`` of eq. (3) the spatial decoder was given;
 * ``spatial_attention`` [B, Ts, h, w]: the last spatial layer's cross-attention on the visual
   cells (heads averaged; for pictures).
@@ -68,8 +70,10 @@ class CoSTAConfig:
     builds on): ``d = 256``, 8 heads, 6 layers everywhere, FFN 2048, dropout 0.1. ``video_fusion``
     is table 3's connection (``"sum_norm"``, the paper's) or one backbone (``"2d"`` / ``"3d"``).
     ``gt_ratio`` is ``beta``, the probability that a training sample's event part comes from the
-    ground truth (table 3c: 0.9 is best). ``entangled=False`` is table 2's "w/o ST-decoder": the
-    spatial content queries start from the [CLS] tokens, with no event part.
+    ground truth (table 3c: 0.9 is best). ``video_fusion="2d"`` with ``temporal_encoder=False``
+    is table 2's "w/o ST-encoder" (no 3D features, no temporal encoder layers);
+    ``entangled=False`` is table 2's "w/o ST-decoder": the spatial content queries start from the
+    [CLS] tokens, with no event part.
     """
 
     d_model: int = 256
@@ -83,6 +87,7 @@ class CoSTAConfig:
     text_channels: int = 768
     motion_channels: int = 2304
     video_fusion: str = "sum_norm"
+    temporal_encoder: bool = True
     gt_ratio: float = 0.9
     entangled: bool = True
 
@@ -166,7 +171,9 @@ class CoSTA(nn.Module):
             nn.Linear(cfg.text_channels, d), nn.LayerNorm(d), nn.Dropout(cfg.dropout)
         )
         ff, drop = cfg.dim_feedforward, cfg.dropout
-        self.encoder = SpaceTimeFusionEncoder(d, cfg.n_heads, cfg.n_encoder_layers, ff, drop)
+        self.encoder = SpaceTimeFusionEncoder(
+            d, cfg.n_heads, cfg.n_encoder_layers, ff, drop, temporal=cfg.temporal_encoder
+        )
         self.temporal = TemporalDecoder(d, cfg.n_heads, cfg.n_temporal_layers, ff, drop)
         self.event = EventEmbedding(d) if cfg.entangled else None
         self.spatial = SpatialDecoder(d, cfg.n_heads, cfg.n_spatial_layers, ff, drop)

@@ -120,8 +120,16 @@ class SpaceTimeFusionEncoder(nn.Module):
     """The ``N`` spatial + temporal encoder layer pairs over ``[CLS; F_v; F_l]`` per frame."""
 
     def __init__(
-        self, d_model: int, n_heads: int, n_layers: int, dim_feedforward: int, dropout: float
+        self,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        dim_feedforward: int,
+        dropout: float,
+        temporal: bool = True,
     ) -> None:
+        """``temporal=False`` drops the temporal layers (table 2's "w/o ST-encoder" keeps only
+        the per-frame spatial layers)."""
         super().__init__()
         self.d_model = d_model
         self.cls = nn.Parameter(torch.randn(d_model) * 0.02)
@@ -129,7 +137,8 @@ class SpaceTimeFusionEncoder(nn.Module):
             EncoderLayer(d_model, n_heads, dim_feedforward, dropout) for _ in range(n_layers)
         )
         self.temporal = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, dim_feedforward, dropout) for _ in range(n_layers)
+            EncoderLayer(d_model, n_heads, dim_feedforward, dropout)
+            for _ in range(n_layers if temporal else 0)
         )
 
     def forward(
@@ -156,8 +165,9 @@ class SpaceTimeFusionEncoder(nn.Module):
         pad = torch.cat((no_pad, ~image_valid.flatten(1), ~text_mask), dim=1)
         pad = pad[:, None].expand(b, t, -1).flatten(0, 1)
         time_pos = sine_position_1d(t, d, device=dev, dtype=fv.dtype)[None].expand(b, t, d)
-        for spatial, temporal in zip(self.spatial, self.temporal, strict=True):
+        for i, spatial in enumerate(self.spatial):
             x = spatial(x, pos, pad)  # F_s: per-frame multi-modal alignment
-            c = temporal(x[:, 0].view(b, t, d), time_pos, None)  # F_t: over the T [CLS]
-            x = torch.cat((c.reshape(b * t, 1, d), x[:, 1:]), dim=1)
+            if self.temporal:
+                c = self.temporal[i](x[:, 0].view(b, t, d), time_pos, None)  # F_t: the T [CLS]
+                x = torch.cat((c.reshape(b * t, 1, d), x[:, 1:]), dim=1)
         return x[:, 1:], pos[:, 1:], pad[:, 1:], x[:, 0].view(b, t, d)

@@ -164,6 +164,20 @@ def test_fusion_encoder_is_per_frame_spatial_then_temporal_over_cls():
         torch.testing.assert_close(memory[k], frames[k][1:], atol=1e-5, rtol=1e-5)
 
 
+def test_fusion_encoder_without_temporal_layers_keeps_frames_apart():
+    torch.manual_seed(16)
+    enc = SpaceTimeFusionEncoder(D, 4, 2, 64, 0.0, temporal=False).eval()
+    fv = torch.randn(1, 3, 4, D)
+    valid = torch.ones(1, 2, 2, dtype=torch.bool)
+    text, tmask = torch.randn(1, 2, D), torch.ones(1, 2, dtype=torch.bool)
+    _, _, _, cls = enc(fv, valid, text, tmask)
+    changed = fv.clone()
+    changed[0, 1] += 1.0
+    _, _, _, cls2 = enc(changed, valid, text, tmask)
+    torch.testing.assert_close(cls[:, [0, 2]], cls2[:, [0, 2]])
+    assert (cls[:, 1] - cls2[:, 1]).abs().max() > 1e-4
+
+
 # ----------------------------------------------------------------------------- eq. (2)
 def test_eq2_temporal_queries():
     torch.manual_seed(4)
@@ -354,7 +368,15 @@ def test_event_part_ground_truth_ratio():
     assert torch.equal(out["event_labels"], event_labels(start, end, 6))
 
 
-@pytest.mark.parametrize("overrides", [{}, {"entangled": False}, {"video_fusion": "concat"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"entangled": False},
+        {"video_fusion": "concat"},
+        {"video_fusion": "2d", "temporal_encoder": False},
+    ],
+)
 def test_every_parameter_gets_a_gradient(overrides):
     torch.manual_seed(13)
     model = build_costa(tiny_config(**overrides)).train()
