@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -27,12 +26,10 @@ def bench_extract_command(
     and (full mode) the speed knobs, HC-STVG store bytes (float16 vs int8) and zarr vs HDF5
     random reads.
     """
-    from stvg.bench import bench_extract
+    from stvg.bench.extract import bench_extract
+    from stvg.bench.report import report
 
-    result = bench_extract(quick=quick)
-    if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=1) + "\n")
-    typer.echo(json.dumps(result))
+    typer.echo(report(bench_extract(quick=quick), json_out))
 
 
 @bench_app.command("train")
@@ -46,12 +43,10 @@ def bench_train_command(
     Prints one JSON line: {"ratio_store_vs_ram": x, ...} (goal >= 0.95), same model and
     batches, the store read by DataLoader workers as `stvg train` does.
     """
-    from stvg.bench import bench_train
+    from stvg.bench.report import report
+    from stvg.bench.train import bench_train
 
-    result = bench_train(quick=quick)
-    if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=1) + "\n")
-    typer.echo(json.dumps(result))
+    typer.echo(report(bench_train(quick=quick), json_out))
 
 
 @bench_app.command("e2e")
@@ -65,9 +60,7 @@ def bench_e2e_command(
     Prints one JSON line: {"ratio_end_to_end_vs_cached": x, ...} (goal >= 20). Backbones:
     ResNet101 C5, SlowFast R50, RoBERTa-base with random weights; heads: CSDVL d=256 N=6.
     """
-    from stvg.bench_e2e import bench_e2e
+    from stvg.bench.e2e import bench_e2e
+    from stvg.bench.report import report
 
-    result = bench_e2e(quick=quick)
-    if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=1) + "\n")
-    typer.echo(json.dumps(result))
+    typer.echo(report(bench_e2e(quick=quick), json_out))

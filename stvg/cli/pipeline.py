@@ -41,7 +41,7 @@ def pipeline_command(
     Prints the scores per synthetic kind (or query type) next to two trivial baselines
     computed by the same scorer.
     """
-    from stvg.pipelines.benchmark import PipelineConfig, format_report, run_pipeline
+    from stvg.pipelines.chain import PipelineConfig, format_report, run_pipeline
 
     synth = {k: v for k, v in {"videos": videos, "seed": seed}.items() if v is not None}
     cfg = PipelineConfig(

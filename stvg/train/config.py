@@ -2,7 +2,8 @@
 
 From the paper (section 4.1, supplementary B.1): AdamW, lr 1e-4, weight decay 1e-4, EMA 0.99997
 (VidSTG) / 0.999 (HC-STVG), epochs 10 / 10 / 4 (VidSTG / HC-STVG v1 / v2), Ts = 64 / 48 static
-frames, alpha 1.0 / 0.1, loss weights L1 5, GIoU 2, L_tg 5, L_ta 1. The paper's "batch size of 8"
+frames, alpha 1.0 / 0.1, loss weights L1 5, GIoU 2, L_tg 5, L_ta 1 (taken from
+``stvg.train.losses.DEFAULT_LOSS_WEIGHTS``). The paper's "batch size of 8"
 on 8 GPUs does not say whether it is per GPU or in all; ``batch_size`` 8 here is per process
 (``global_batch`` sets the total instead). Not from the paper: ``grad_clip`` 0.1 (MDETR's and
 TubeDETR's default), the constant lr without warmup (MDETR decays and warms up; see
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stvg.errors import InputError
+from stvg.train.losses import DEFAULT_LOSS_WEIGHTS
 
 LR_SCHEDULES = ("constant", "cosine", "linear")
 
@@ -37,15 +39,15 @@ class TrainConfig:
     weight_decay: float = 1e-4
     # constant | cosine | linear: after warmup_steps of linear warmup (step s at (s+1)/warmup of
     # lr), constant, cosine decay to 0 or linear decay to 0 at the last step (MDETR's
-    # "all_linear_with_warmup"). See stvg.train.trainer.lr_factor.
+    # "all_linear_with_warmup"). See stvg.train.state.lr_factor.
     lr_schedule: str = "constant"
     warmup_steps: int = 0
     grad_clip: float = 0.1  # max grad norm, as TubeDETR/MDETR; 0 disables
     ema_decay: float = 0.99997
-    loss_l1: float = 5.0
-    loss_giou: float = 2.0
-    loss_tg: float = 5.0
-    loss_ta: float = 1.0
+    loss_l1: float = DEFAULT_LOSS_WEIGHTS["l1"]
+    loss_giou: float = DEFAULT_LOSS_WEIGHTS["giou"]
+    loss_tg: float = DEFAULT_LOSS_WEIGHTS["tg"]
+    loss_ta: float = DEFAULT_LOSS_WEIGHTS["ta"]
     loss_att: float = 0.0  # spatial attention loss (not in the paper; see stvg.train.losses)
     # DETR's auxiliary decoder losses: the l1 and giou terms, with their weights, also on the
     # boxes predicted from every earlier static decoder layer (terms aux_l1, aux_giou: sums over
@@ -65,7 +67,8 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
 
     def loss_weights(self) -> dict[str, float]:
-        """The weight of each named loss term (``stvg.train.losses.compute_losses``)."""
+        """The weight of each named loss term (``stvg.train.losses.compute_losses``), in the
+        order :func:`stvg.train.losses.total_loss` sums them."""
         weights = {
             "l1": self.loss_l1,
             "giou": self.loss_giou,

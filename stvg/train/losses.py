@@ -1,6 +1,8 @@
 """CSDVL training losses (paper eq. 4-5, supplementary B.2): a dict of named terms + weights.
 
-``L = 5 * l1 + 2 * giou + 5 * tg + 1 * ta`` by default (:data:`DEFAULT_LOSS_WEIGHTS`).
+``L = 5 * l1 + 2 * giou + 5 * tg + 1 * ta`` by default (:data:`DEFAULT_LOSS_WEIGHTS`, the one
+place these numbers live: :class:`stvg.train.config.TrainConfig` takes its defaults from it;
+:func:`total_loss` weighs the terms for training, the benchmarks and the tests).
 
 * ``l1`` / ``giou`` (DETR / TubeDETR): on GT frames only (``box_mask``), boxes in normalized
   ``cxcywh``; ``l1 = sum |b^ - b| / n_boxes`` (summed over the 4 coordinates) and
@@ -290,6 +292,11 @@ def compute_losses(
 
 
 def total_loss(terms: Mapping[str, Tensor], weights: Mapping[str, float] | None = None) -> Tensor:
-    """``sum_k weights[k] * terms[k]`` over the keys of ``weights`` (default 5/2/5/1)."""
+    """The weighted loss ``sum_k weights[k] * terms[k]`` (default :data:`DEFAULT_LOSS_WEIGHTS`).
+
+    Training, the benchmarks and the tests all weigh the terms here. Summed in the order of
+    ``weights``, left to right; a key with weight 0 or without a term in ``terms`` (``att``
+    without ``attention``) adds nothing. A 0-dim tensor.
+    """
     weights = DEFAULT_LOSS_WEIGHTS if weights is None else weights
-    return torch.stack([w * terms[k] for k, w in weights.items()]).sum()
+    return sum(w * terms[k] for k, w in weights.items() if w and k in terms)

@@ -9,7 +9,7 @@ from tiny_settings import TINY_EXTRACT, TINY_TRAIN
 from typer.testing import CliRunner
 
 from stvg.cli import app
-from stvg.pipelines.benchmark import PipelineConfig, format_report, run_pipeline
+from stvg.pipelines.chain import PipelineConfig, format_report, run_pipeline
 
 pytestmark = pytest.mark.slow
 

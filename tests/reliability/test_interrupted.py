@@ -200,7 +200,7 @@ def test_train_killed_at_random_moments(data, reference, tmp_path):
 PIPELINE = """
 import sys
 from pathlib import Path
-from stvg.pipelines.benchmark import PipelineConfig, run_pipeline
+from stvg.pipelines.chain import PipelineConfig, run_pipeline
 cfg = PipelineConfig(out=Path(sys.argv[1]), synth={synth}, extract={extract}, train={train},
                      progress=False)
 run_pipeline(cfg)

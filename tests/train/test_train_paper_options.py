@@ -20,7 +20,7 @@ from stvg.models import CSDVLConfig, build_model
 from stvg.train import run as train
 from stvg.train.config import TrainConfig, resolve
 from stvg.train.losses import aux_box_losses
-from stvg.train.trainer import lr_factor
+from stvg.train.state import lr_factor
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ sample:
   runs in chunks of :data:`IMAGE_CHUNK` frames (forward with grad, backward with that chunk's
   share of the gradient), so 48 frames of 320x568 fit in CPU memory; the arithmetic is the
   same as one big batch;
-* ``heads``: one CSDVL step (d 256 as MDETR, N 6 as the paper): forward, losses, backward, AdamW.
+* ``heads``: one CSDVL step (d 256 as MDETR, N 6 as the paper): the trainer's own
+  :func:`stvg.train.trainer.train_step` (forward, weighted losses, backward, clip, AdamW, EMA)
+  with the paper's optimization settings (:class:`stvg.train.config.TrainConfig` defaults).
 
 From the cache: read the sample lazily from a zarr store plus the same heads step. Batch 1 on
 both sides, the same samples, the first one left out as warm-up; float32 (no autocast). The
@@ -25,7 +27,6 @@ machine.
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
+
+from stvg.bench.timer import Timer
 
 IMAGE_CHUNK = 8  # frames per ResNet101 forward/backward when fine-tuning
 BACKBONE_LR = 1e-5  # CSDVL supplementary B.1, image and text encoders
@@ -76,9 +79,11 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     from stvg.features.dataset import FeatureDataset, collate
     from stvg.features.manifest import Manifest
     from stvg.features.store import create_store
-    from stvg.models import CSDVLConfig, build_model
+    from stvg.models import CSDVLConfig
     from stvg.train.config import TrainConfig
-    from stvg.train.losses import compute_losses
+    from stvg.train.distributed import Distributed
+    from stvg.train.state import new_state
+    from stvg.train.trainer import train_step
 
     s = _e2e_settings(quick)
     videos = 3 if quick else 4
@@ -96,13 +101,11 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     )
     torch.manual_seed(0)
     encoders = build_encoders(config)
-    model = build_model(CSDVLConfig(image_channels=2048, motion_channels=2304))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    heads = CSDVLConfig(image_channels=2048, motion_channels=2304).to_dict()
     tuned = [*encoders.image.body.parameters(), *encoders.text.model.parameters()]
     for p in tuned:  # the extraction encoders are frozen; the paper trains these two
         p.requires_grad_(True)
     backbone_optimizer = torch.optim.AdamW(tuned, lr=BACKBONE_LR, weight_decay=1e-4)
-    weights = TrainConfig().loss_weights()
     flops = _Flops()
 
     def heads_step(item: dict[str, Any], keep_input_grads: bool = False) -> dict[str, Any]:
@@ -111,14 +114,7 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
             batch["image"].requires_grad_(True)
             batch["text"].requires_grad_(True)
 
-        def step() -> None:
-            terms = compute_losses(model(batch), batch)
-            loss = sum(weights[k] * terms[k] for k in weights if k in terms and weights[k])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-
-        flops.count("heads", step)
-        optimizer.step()
+        flops.count("heads", train_step, state, batch)
         return batch
 
     def tune_backbones(decoded: Any, sample: Any, batch: dict[str, Any]) -> None:
@@ -145,6 +141,8 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
         backbone_optimizer.step()
 
     with tempfile.TemporaryDirectory(prefix="stvg-bench-e2e-") as tmp:
+        # the heads as `stvg train` builds them (paper optimization settings), seeded above
+        state = new_state(TrainConfig(), heads, Path(tmp) / "run", Distributed("cpu"), 1, 1)
         data = Path(tmp) / "data"
         seconds = 2 * s["ts"] / 10  # 10 fps video: the 5 fps grid has exactly Ts frames
         synthesize(
@@ -159,14 +157,12 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
         items = []
         for n, entry in enumerate(tqdm(entries, desc="bench e2e: end to end", unit="sample")):
             flops.active = n == 0  # count on the warm-up sample (not timed)
-            t0 = time.perf_counter()
-            decoded = decode_entry(entry, config, encoders)
-            t1 = time.perf_counter()
-            values = flops.count("frozen_backbones", encode_entry, decoded, config, encoders)
-            t2 = time.perf_counter()
-            flops.count("video_backbone", encode_motion, decoded, config, encoders)
-            t_video = time.perf_counter() - t2
-            t2 = time.perf_counter()
+            with Timer() as decode:
+                decoded = decode_entry(entry, config, encoders)
+            with Timer() as forward:
+                values = flops.count("frozen_backbones", encode_entry, decoded, config, encoders)
+            with Timer() as video:
+                flops.count("video_backbone", encode_motion, decoded, config, encoders)
             image = np.clip(values["image"], -6e4, 6e4)  # random C5 exceeds float16
             with store.writer(entry.split, part=(0, 1)) as writer:
                 writer.write_video(
@@ -177,28 +173,27 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
                     writer.write_query(sample, text, mask, entry.entry_id)
             ram = FeatureDataset(Path(tmp) / "features", entry.split, s["ts"], in_memory=True)
             item = ram.item(ram.entry_ids.index(entry.entry_id))
-            t3 = time.perf_counter()
-            batch = heads_step(item, keep_input_grads=True)
-            t4 = time.perf_counter()
-            tune_backbones(decoded, entry.samples[0], batch)
-            t5 = time.perf_counter()
+            with Timer() as heads_time:
+                batch = heads_step(item, keep_input_grads=True)
+            with Timer() as tune:
+                tune_backbones(decoded, entry.samples[0], batch)
             items.append((entry.split, entry.entry_id))
-            cost["decode"].append(t1 - t0)
-            cost["forward"].append(t2 - t_video - t1)
-            cost["video"].append(t_video)
-            cost["heads"].append(t4 - t3)
-            cost["tune"].append(t5 - t4)
+            cost["decode"].append(decode.seconds)
+            cost["forward"].append(forward.seconds)
+            cost["video"].append(video.seconds)
+            cost["heads"].append(heads_time.seconds)
+            cost["tune"].append(tune.seconds)
         flops.active = False
         cached: list[float] = []
         for split, entry_id in items:
             lazy = FeatureDataset(Path(tmp) / "features", split, s["ts"])
             index = lazy.entry_ids.index(entry_id)
-            t0 = time.perf_counter()
-            item = lazy[index]
-            t1 = time.perf_counter()
-            heads_step(item)
-            cost["read"].append(t1 - t0)
-            cached.append(time.perf_counter() - t0)
+            with Timer() as read:
+                item = lazy[index]
+            with Timer() as step:
+                heads_step(item)
+            cost["read"].append(read.seconds)
+            cached.append(read.seconds + step.seconds)
     # the first sample warms up every kernel: leave it out of both sides
     per = {k: float(np.mean(v[1:])) for k, v in cost.items()}
     from_cache = float(np.mean(cached[1:]))
