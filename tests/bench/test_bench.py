@@ -1,0 +1,83 @@
+"""The benchmarks' shared pieces (one clock, one output) and ``stvg bench train`` timing the
+trainer's own step."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import stvg.bench.train as bench_train_module
+import stvg.train.trainer as trainer
+from stvg.bench.report import report
+from stvg.bench.timer import Timer, timed
+from stvg.cli import app
+
+
+def test_timer_wall_and_cpu_time():
+    start = time.perf_counter()
+    with Timer() as sleeping:
+        time.sleep(0.2)
+    outside = time.perf_counter() - start
+    assert 0.2 <= sleeping.seconds <= outside
+    assert sleeping.cpu_seconds < 0.1  # sleeping costs no CPU
+
+    with Timer() as busy:
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:
+            pass
+    assert busy.cpu_seconds >= 0.2 and busy.seconds >= 0.2 * 0.5
+
+    seconds, value = timed(sum, [1, 2, 3])
+    assert value == 6 and seconds >= 0
+
+
+def test_report_prints_one_line_and_saves_the_same(tmp_path):
+    result = {"ratio": 0.5, "nested": {"a": [1, 2]}, "quick": True}
+    path = tmp_path / "sub" / "bench.json"
+    line = report(result, path)
+    assert "\n" not in line and json.loads(line) == result
+    assert json.loads(path.read_text()) == result
+    assert path.read_text().endswith("\n") and [p.name for p in path.parent.iterdir()] == [
+        "bench.json"
+    ]  # written in place, no temporary left
+    assert report(result) == line  # no file: just the line
+
+
+@pytest.mark.slow  # a tiny store, 6 steps and 2 DataLoader workers: ~10-30 s on a shared CPU
+def test_bench_train_times_the_trainers_step(monkeypatch, tmp_path):
+    """Every timed step is a call of stvg.train.trainer.train_step on one setup() state."""
+    monkeypatch.setitem(bench_train_module.SIZES, "quick", (2, 1, 2))  # 2 videos, 1 block of 2
+    monkeypatch.setattr(bench_train_module, "WARMUP_STEPS", 1)
+    calls: list[tuple[object, int]] = []
+    real_step = trainer.train_step
+
+    def counting(state, batch):
+        calls.append((state, int(batch["text"].shape[0])))
+        return real_step(state, batch)
+
+    monkeypatch.setattr(trainer, "train_step", counting)
+    out = tmp_path / "train.json"
+    threads = torch.get_num_threads()
+    result = CliRunner().invoke(app, ["bench", "train", "--quick", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(out.read_text())
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [saved], result.output
+    assert torch.get_num_threads() == threads  # put back
+
+    # 1 warm-up + 1 block of 2 steps, on each of the two paths: 6 trainer steps on one state
+    assert len(calls) == 2 * (1 + 2)
+    state = calls[0][0]
+    assert all(s is state for s, _ in calls) and state.step == 6
+    # 2 videos x 2 queries in the store, batch 8: every step sees the 4 queries
+    assert [size for _, size in calls] == [4] * 6
+    assert saved["timed_steps_each"] == 2 and saved["videos"] == 2
+    # the synthetic preset as `stvg train` builds it: d 64, 2 layers, store channels 192 / 27
+    assert state.model_config["d_model"] == 64 and state.model_config["n_layers"] == 2
+    assert state.model_config["image_channels"] == 192
+    assert state.model_config["motion_channels"] == 27
+    ratio = saved["step_ms_ram"] / saved["step_ms_store"]
+    assert saved["ratio_store_vs_ram"] == pytest.approx(ratio, rel=1e-9)
