@@ -95,7 +95,7 @@ def run(
 
     if main:
         torch_save_atomic(checkpoint(state), out / CHECKPOINT)
-        if not (out / BEST).exists():  # never validated: the last EMA weights
+        if not (out / BEST).exists():  # no validation saved one: the last EMA weights
             torch_save_atomic(checkpoint(state, best=True), out / BEST)
     state.dist.close()
     return {"steps": state.step, "best_m_vIoU": state.best, "seconds": time.perf_counter() - start}
