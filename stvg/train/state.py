@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from stvg.errors import InputError
 from stvg.train.config import TrainConfig
 from stvg.train.distributed import Distributed
+from stvg.train.seeding import rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -80,35 +78,6 @@ class TrainState:
 
 
 # ----------------------------------------------------------------------------- small pieces
-def rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-
-
 def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
     """The multiplier of ``config.lr`` at optimizer step ``step`` (0-based: the rate step
     ``step`` uses). Warmup: ``(step + 1) / W`` for ``step < W = warmup_steps``. Then, with
