@@ -18,6 +18,7 @@ def predict_command(
     out: Path = typer.Option(..., help="Predictions file to write (stvg-predictions/1)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     batch_size: int = typer.Option(8, help="Prediction passes per forward."),
+    frames_per_pass: int = typer.Option(None, help="Frames per pass (default: the run's)."),
 ) -> None:
     """Predict tubes: multi-pass over every stored frame, best 2D-map span, boxes in pixels.
 
@@ -26,6 +27,8 @@ def predict_command(
     from stvg.evaluate.predict import predict_split, prediction_provenance
     from stvg.evaluate.predictions import write_predictions
 
-    predictions, _ = predict_split(run, features, split, device=device, batch_size=batch_size)
+    predictions, _ = predict_split(
+        run, features, split, device=device, batch_size=batch_size, frames_per_pass=frames_per_pass
+    )
     write_predictions(out, predictions, prediction_provenance(run, split))
     typer.echo(f"{len(predictions)} predictions -> {out}")

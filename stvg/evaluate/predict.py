@@ -1,11 +1,18 @@
 """Stage three, first half: model outputs -> tubes in native frame ids and original pixels.
 
-For each query, the static grid stored for its entry has ``S`` frames and the model sees ``Ts``
-at a time, so prediction runs ``P = ceil(S / Ts)`` passes (STVGFormer's multi-pass inference):
-pass ``p`` takes stored frames ``p, p + P, p + 2P, ...`` (the last index repeated to fill ``Ts``),
-so every stored frame gets a box from exactly one pass. The passes' 2D score maps are averaged
-(after the sigmoid); the best valid proposal ``(i, j)`` (clips ``i`` to ``j`` inclusive) gives the
-span ``[clip_spans[i].start, clip_spans[j].end)``.
+For each query, the static grid stored for its entry has ``S`` frames and the model sees ``F``
+at a time (``frames_per_pass``; training's ``num_frames`` by default), so prediction runs
+``P = ceil(S / F)`` passes (STVGFormer's multi-pass inference, "until all frames are sampled at
+least once"). Each pass is laid out as training draws its frames, ``F`` frames evenly spread over
+the whole segment: pass ``p`` takes stored frames ``floor((k + (p + 0.5) / P) * S / F)`` for
+``k < F`` (:func:`pass_indices`), i.e. the passes interleave the ``P * F`` evenly spread points
+``floor((j + 0.5) * S / (P * F))``. Since their spacing ``S / (P * F)`` is at most one frame,
+every stored frame is in at least one pass; when ``P * F > S``, ``P * F - S`` slots see a frame
+again, and a frame seen more than once gets the mean of its boxes (normalized cxcywh). With
+``S = P * F`` every frame is seen exactly once; with ``P = 1`` the pass is training's
+``uniform_indices``. The passes' 2D score maps are averaged (after the sigmoid); the best valid
+proposal ``(i, j)`` (clips ``i`` to ``j`` inclusive) gives the span
+``[clip_spans[i].start, clip_spans[j].end)``.
 
 Boxes are converted from normalized cxcywh to ``[x1, y1, x2, y2]`` pixels of the original frame
 and linearly interpolated from the stored frames to every native frame of the segment (held
@@ -58,16 +65,17 @@ def load_run(
     }
 
 
-def pass_indices(stored: int, num_frames: int) -> list[np.ndarray]:
-    """Stored-frame indices of each pass: every stored frame exactly once over the passes."""
-    passes = max(1, math.ceil(stored / num_frames))
-    out = []
-    for p in range(passes):
-        idx = np.arange(p, stored, passes, dtype=np.int64)[:num_frames]
-        if len(idx) < num_frames:
-            idx = np.concatenate([idx, np.full(num_frames - len(idx), idx[-1], dtype=np.int64)])
-        out.append(idx)
-    return out
+def pass_indices(stored: int, per_pass: int) -> list[np.ndarray]:
+    """Stored-frame indices [F] of each of the ``ceil(S / F)`` passes (see the module docstring).
+
+    Pass ``p`` of ``P`` takes ``floor((k + (p + 0.5) / P) * S / F)`` for ``k < F``: increasing,
+    spread over the whole segment; every stored frame is in at least one pass.
+    """
+    from stvg.features.dataset import uniform_indices
+
+    passes = max(1, math.ceil(stored / per_pass))
+    points = uniform_indices(stored, passes * per_pass)  # floor((j + 0.5) * S / (P * F))
+    return [points[p::passes] for p in range(passes)]
 
 
 def interpolate_boxes(
@@ -103,15 +111,22 @@ def tube_from_outputs(
     """One query's prediction (``stvg-predictions/1`` entry) from its passes' outputs.
 
     ``pass_frames[p]`` are stored-frame indices and ``pass_boxes[p]`` the [Ts, 4] normalized
-    cxcywh boxes of pass ``p``; ``score_prob`` is the averaged [Td, Td] probability map.
+    cxcywh boxes of pass ``p`` (a frame in several passes, or twice in one, gets the mean of its
+    boxes; every stored frame must be in one); ``score_prob`` is the averaged [Td, Td]
+    probability map.
     """
     from stvg.models import best_span
 
     start, end, _ = best_span(score_prob[None], map_mask)  # clips [start, end)
     span = (int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1]))
     boxes = np.zeros((len(stored_ids), 4))
+    seen = np.zeros(len(stored_ids))
     for idx, b in zip(pass_frames, pass_boxes, strict=True):
-        boxes[idx] = b  # repeated padding indices write the same frame's box again
+        np.add.at(boxes, idx, b)  # a frame seen more than once: the mean of its boxes
+        np.add.at(seen, idx, 1)
+    if not seen.all():
+        raise ValueError(f"stored frames {np.flatnonzero(seen == 0).tolist()} are in no pass")
+    boxes /= seen[:, None]
     pixels = cxcywh_to_pixels(boxes, sample.width, sample.height)
     per_frame = interpolate_boxes(stored_ids, pixels, *sample.segment)
     return {"tube": list(span), "boxes": {str(f): b for f, b in per_frame.items()}}
@@ -124,15 +139,19 @@ def predict_dataset(
     device: str | torch.device = "cpu",
     batch_size: int = 8,
     progress: bool = True,
+    frames_per_pass: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
 
-    The passes of all queries form one stream cut into batches of ``batch_size`` (a batch may
-    hold passes of several queries); a query's tube is built once its last pass has run.
+    Each pass shows the model ``frames_per_pass`` frames (default: the dataset's
+    ``num_frames``) laid out by :func:`pass_indices`. The passes of all queries form one stream
+    cut into batches of ``batch_size`` (a batch may hold passes of several queries, of videos
+    with different grids); a query's tube is built once its last pass has run.
     Returns ``{sample_id: {"tube": [s, e], "boxes": {frame: xyxy}}}``.
     """
     from tqdm import tqdm
 
+    from stvg.errors import InputError
     from stvg.features.dataset import collate
 
     model.eval()
@@ -166,9 +185,12 @@ def predict_dataset(
             )
             bar.update(1)
 
+    per_pass = dataset.num_frames if frames_per_pass is None else int(frames_per_pass)
+    if per_pass < 1:
+        raise InputError(f"frames_per_pass must be >= 1, got {per_pass}", field="frames_per_pass")
     pending: list[dict[str, Any]] = []
     for index in range(len(dataset)):
-        passes[index] = pass_indices(len(dataset.stored_frame_ids(index)), dataset.num_frames)
+        passes[index] = pass_indices(len(dataset.stored_frame_ids(index)), per_pass)
         boxes[index], probs[index] = [], []
         pending += dataset.pass_items(index, passes[index])
         while len(pending) >= batch_size:
@@ -187,8 +209,12 @@ def predict_split(
     device: str = "cpu",
     batch_size: int = 8,
     progress: bool = True,
+    frames_per_pass: int | None = None,
 ) -> tuple[dict[str, dict[str, Any]], Any]:
     """Predict every complete query of ``split`` in the store with the run's EMA weights.
+
+    ``frames_per_pass`` (frames the model sees per pass) defaults to the run's own setting
+    (``frames_per_pass``, else its training ``num_frames``).
 
     Returns ``(predictions, annotations)``: the ``stvg-predictions/1`` entries and the split's
     own annotations (the Sample records stored with the features), ready for ``score``.
@@ -217,9 +243,17 @@ def predict_split(
             file=features,
             field="--split",
         )
-    dataset = FeatureDataset(features, split, int(info["config"]["num_frames"]))
+    config = info["config"]
+    if frames_per_pass is None:
+        frames_per_pass = config.get("frames_per_pass") or config["num_frames"]
+    dataset = FeatureDataset(features, split, int(config["num_frames"]))
     predictions = predict_dataset(
-        model, dataset, device=device, batch_size=batch_size, progress=progress
+        model,
+        dataset,
+        device=device,
+        batch_size=batch_size,
+        progress=progress,
+        frames_per_pass=frames_per_pass,
     )
     annotations = Annotations(
         samples=list(dataset.samples), dataset=store.manifest.dataset, split=split

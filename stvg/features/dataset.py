@@ -17,7 +17,8 @@ One item is one query. From its video entry it takes ``Ts`` of the stored static
 * ``span`` [2] float: the GT tube as fractions of the segment, ``[(t0 - s0) / L, (t1 - s0) / L]``.
 
 Features come back as float32 tensors: ``image`` [Ts, C, h, w], ``motion`` [Td, C2, h2, w2],
-``text`` [L, D] with ``text_mask`` [L] (padded per batch by :func:`collate`).
+``text`` [L, D] with ``text_mask`` [L]. :func:`collate` pads text to the batch's longest query
+and static maps to its largest grid (videos of different aspect ratios), with ``image_mask``.
 
 The store is opened lazily in each DataLoader worker (file handles are not shared across fork).
 With ``in_memory=True`` every entry is read once up front (the baseline of ``stvg bench train``).
@@ -213,7 +214,14 @@ class FeatureDataset(Dataset):
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items; text is right-padded to the longest query with ``text_mask`` False."""
+    """Batch items of one ``Ts`` and one clip layout (``Td``, motion grid).
+
+    Text is right-padded to the longest query with ``text_mask`` False. Static maps of videos of
+    different aspect ratios have different grids: each ``image`` [Ts, C, h_b, w_b] is zero-padded
+    at the bottom and right to the batch's largest ``h x w`` and ``image_mask`` [B, h, w] is True
+    on its own ``h_b x w_b`` cells (the model ignores the rest). Raises ``ValueError`` naming the
+    key when items disagree on anything else.
+    """
     out: dict[str, Any] = {}
     length = max(int(it["text"].shape[0]) for it in items)
     dim = int(items[0]["text"].shape[1])
@@ -224,11 +232,37 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         text[b, :n] = it["text"]
         mask[b, :n] = it["text_mask"]
     out["text"], out["text_mask"] = text, mask
+    out["image"], out["image_mask"] = pad_images([it["image"] for it in items])
     for key in items[0]:
-        if key in ("text", "text_mask"):
+        if key in ("text", "text_mask", "image"):
             continue
         if key == "index":
             out[key] = torch.tensor([it[key] for it in items])
-        else:
-            out[key] = torch.stack([it[key] for it in items])
+            continue
+        shapes = {tuple(it[key].shape) for it in items}
+        if len(shapes) > 1:
+            raise ValueError(f"cannot batch '{key}' of shapes {sorted(shapes)}")
+        out[key] = torch.stack([it[key] for it in items])
     return out
+
+
+def pad_images(images: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad static maps [Ts, C, h_b, w_b] to the largest ``h x w``, top-left aligned.
+
+    Returns the batch [B, Ts, C, h, w] and its ``image_mask`` [B, h, w] bool (True = real cell).
+    """
+    ts, channels = images[0].shape[:2]
+    if any(tuple(x.shape[:2]) != (ts, channels) for x in images):
+        shapes = sorted({tuple(x.shape[:2]) for x in images})
+        raise ValueError(f"cannot batch 'image' of (frames, channels) {shapes}")
+    h = max(int(x.shape[2]) for x in images)
+    w = max(int(x.shape[3]) for x in images)
+    if all(tuple(x.shape[2:]) == (h, w) for x in images):
+        return torch.stack(images), torch.ones(len(images), h, w, dtype=torch.bool)
+    image = images[0].new_zeros(len(images), ts, channels, h, w)
+    mask = torch.zeros(len(images), h, w, dtype=torch.bool)
+    for b, x in enumerate(images):
+        hb, wb = x.shape[2:]
+        image[b, :, :, :hb, :wb] = x
+        mask[b, :hb, :wb] = True
+    return image, mask

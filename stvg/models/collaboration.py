@@ -3,16 +3,21 @@
 Shapes: object queries ``O`` [B, Ts, d] (one per static frame), dynamic visual features ``F``
 [B, Td, S, d] with ``S = h2*w2`` cells, static attention maps ``A`` [B, Ts, h, w].
 
-Time alignment. Static frame ``t`` and clip ``c`` are both placed by their relative position in
-the segment (frame ``t`` covers ``[t/Ts, (t+1)/Ts)``, clip ``c`` covers ``[c/Td, (c+1)/Td)``).
+Time alignment, by time. A static frame is an instant, a clip a half-open span of time. With the
+batch's native frame ids ``frame_ids`` [B, Ts] and clip spans ``clip_spans`` [B, Td, 2], frame
+``t`` sits at ``frame_ids[t]`` and clip ``c`` covers ``[clip_spans[c, 0], clip_spans[c, 1])``;
+without them (a bare model call), by relative position: frame ``t`` at ``(t + 0.5) / Ts`` of the
+segment, clip ``c`` over ``[c / Td, (c + 1) / Td)``.
 
-* static -> dynamic (``Ts`` -> ``Td``): temporal mean pooling, implemented as
-  ``adaptive_avg_pool1d``; when ``Ts`` is a multiple of ``Td`` this is exactly the mean of
-  ``Ts/Td`` consecutive frames, otherwise each clip averages the frames whose index range
-  ``[floor(c*Ts/Td), ceil((c+1)*Ts/Td))`` overlaps it.
+* static -> dynamic (``Ts`` -> ``Td``): temporal mean pooling by time (:func:`clip_pool_weights`):
+  clip ``c`` averages the frames whose instant falls in its span; a clip that holds no frame
+  (fewer frames than clips, or sparse frames) takes the frame nearest to its centre
+  ``(start + end) / 2``, the earlier one on a tie. A frame repeated in a pass counts once per
+  repeat.
 * dynamic -> static (``Td`` -> ``Ts``): temporal replication; frame ``t`` uses clip
   :func:`frame_to_clip_index` ``= floor((t + 0.5) * Td / Ts)`` (the clip holding the frame's
-  centre), unless the batch supplies its own ``frame_clip_index`` [B, Ts].
+  instant), unless the batch supplies its own ``frame_clip_index`` [B, Ts] (the feature dataset
+  gives the clip whose native span holds the frame).
 
 Space alignment (static -> dynamic): bilinear interpolation of ``A`` from ``(h, w)`` to
 ``(h2, w2)`` (``align_corners=False``); for a ``1 x 1`` dynamic grid (the "w/o spatial"
@@ -47,12 +52,50 @@ def frame_to_clip_index(frames: int, clips: int, device: torch.device | None = N
     return torch.floor((t + 0.5) * clips / frames).long().clamp_(0, clips - 1)
 
 
-def frames_to_clips(x: Tensor, clips: int) -> Tensor:
-    """Temporal mean pooling of [B, Ts, ...] to [B, Td, ...] (adaptive average pooling)."""
+def clip_pool_weights(frame_times: Tensor, clip_spans: Tensor) -> Tensor:
+    """Weights of the temporal mean pooling of frames into clips, by time: [B, Td, Ts] float.
+
+    ``frame_times`` [B, Ts] (an instant per frame, e.g. native frame ids) and ``clip_spans``
+    [B, Td, 2] (half-open ``[start, end)`` per clip) in one unit, integers or floats. Row ``c``
+    holds ``1 / n_c`` on the ``n_c`` frames with ``start <= time < end``; a clip with no such frame
+    holds 1 on the frame nearest to its centre (smallest ``|2 * time - start - end|``, the first
+    such frame on a tie). Every row sums to 1.
+    """
+    times = frame_times[:, None, :]  # [B,1,Ts]
+    start, end = clip_spans[..., 0:1], clip_spans[..., 1:2]  # [B,Td,1]
+    inside = (times >= start) & (times < end)  # [B,Td,Ts]
+    nearest = (2 * times - start - end).abs().argmin(dim=2)  # [B,Td], first minimum
+    fallback = F.one_hot(nearest, frame_times.shape[1]).bool()
+    member = torch.where(inside.any(2, keepdim=True), inside, fallback).float()
+    return member / member.sum(2, keepdim=True)
+
+
+def relative_pool_weights(frames: int, clips: int, device: torch.device | None = None) -> Tensor:
+    """:func:`clip_pool_weights` of the relative layout: [1, Td, Ts].
+
+    Frame ``t`` at ``(t + 0.5) / Ts`` and clip ``c`` over ``[c / Td, (c + 1) / Td)``, computed in
+    integers (everything times ``2 * Ts * Td``) so that boundaries are exact.
+    """
+    t = torch.arange(frames, device=device)
+    c = torch.arange(clips + 1, device=device)
+    times = ((2 * t + 1) * clips)[None]  # [1,Ts]
+    bounds = 2 * c * frames
+    spans = torch.stack((bounds[:-1], bounds[1:]), dim=1)[None]  # [1,Td,2]
+    return clip_pool_weights(times, spans)
+
+
+def frames_to_clips(x: Tensor, pool: Tensor | int) -> Tensor:
+    """Temporal mean pooling of ``x`` [B, Ts, ...] to [B, Td, ...].
+
+    ``pool`` is the [B or 1, Td, Ts] weights of :func:`clip_pool_weights`, or a clip count
+    ``Td`` for the relative layout (:func:`relative_pool_weights`).
+    """
     b, ts = x.shape[:2]
     rest = x.shape[2:]
-    y = F.adaptive_avg_pool1d(x.reshape(b, ts, -1).transpose(1, 2), clips)  # [B,*,Td]
-    return y.transpose(1, 2).reshape(b, clips, *rest)
+    if isinstance(pool, int):
+        pool = relative_pool_weights(ts, pool, x.device)
+    y = torch.matmul(pool.to(x.dtype), x.reshape(b, ts, -1))  # [B,Td,*]
+    return y.reshape(b, pool.shape[1], *rest)
 
 
 def valid_extent(valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -85,7 +128,11 @@ class GridSizes:
 
 
 def align_attention(
-    attn: Tensor, clips: int, grid: tuple[int, int], valid: Tensor | GridSizes | None = None
+    attn: Tensor,
+    clips: int,
+    grid: tuple[int, int],
+    valid: Tensor | GridSizes | None = None,
+    pool: Tensor | None = None,
 ) -> Tensor:
     """Align static maps ``A`` [B, Ts, h, w] to the dynamic layout: [B, Td, h2*w2].
 
@@ -94,11 +141,13 @@ def align_attention(
     :class:`GridSizes`; all of it when ``None``) is padded the same way with zeros to
     ``max(h_b, w_b)`` square, then resized bilinearly (antialiased when shrinking) to ``grid``;
     ``grid == (1, 1)`` is the spatial mean (the "w/o spatial" ablation). Time: the mean over the
-    frames of each clip.
+    frames of each clip, by time: ``pool`` [B, Td, Ts] from :func:`clip_pool_weights` (the
+    relative layout of ``Ts`` frames and ``clips`` clips when ``None``).
     """
+    pool = clips if pool is None else pool
     b, ts, h, w = attn.shape
     if grid == (1, 1):
-        return frames_to_clips(attn.mean(dim=(2, 3)).unsqueeze(-1), clips)
+        return frames_to_clips(attn.mean(dim=(2, 3)).unsqueeze(-1), pool)
     if valid is None:
         valid = torch.ones(b, h, w, dtype=torch.bool, device=attn.device)
     sizes = valid if isinstance(valid, GridSizes) else GridSizes.of(valid)
@@ -111,7 +160,7 @@ def align_attention(
                 square, size=grid, mode="bilinear", align_corners=False, antialias=True
             )
         out[rows] = square.flatten(2)
-    return frames_to_clips(out, clips)
+    return frames_to_clips(out, pool)
 
 
 class StaticToDynamic(nn.Module):
@@ -186,12 +235,16 @@ class SymmetricFusion(nn.Module):
             return norm(x + fc(y))
         return norm(fc(torch.cat((x, y), dim=-1)))
 
-    def forward(self, queries: Tensor, fv: Tensor, clip_index: Tensor) -> tuple[Tensor, Tensor]:
-        """``queries`` [B, Ts, d], ``fv`` [B, Td, S, d], ``clip_index`` [B, Ts] long."""
+    def forward(
+        self, queries: Tensor, fv: Tensor, clip_index: Tensor, pool: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``queries`` [B, Ts, d], ``fv`` [B, Td, S, d], ``clip_index`` [B, Ts] long, ``pool``
+        [B, Td, Ts] frame-to-clip weights (:func:`clip_pool_weights`; relative layout if None)."""
         b, ts, d = queries.shape
         td, s = fv.shape[1], fv.shape[2]
         to_static = torch.gather(fv.mean(2), 1, clip_index[:, :, None].expand(b, ts, d))
-        to_dynamic = frames_to_clips(queries, td)[:, :, None].expand(b, td, s, d)
+        pooled = frames_to_clips(queries, td if pool is None else pool)
+        to_dynamic = pooled[:, :, None].expand(b, td, s, d)
         fc_s = getattr(self, "fc_static", None)
         fc_d = getattr(self, "fc_dynamic", None)
         new_q = self._merge(queries, to_static, fc_s, self.norm_static)
@@ -227,15 +280,17 @@ class CollaborationBlock(nn.Module):
         space_pos: Tensor,
         frame_pos: Tensor,
         valid: Tensor | GridSizes | None = None,
+        pool: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """``queries`` [B, Ts, d]; ``fv`` [B, Td, S, d]; ``attn`` [B, Ts, h, w] (A^i);
         ``grid`` = (h2, w2); ``clip_index`` [B, Ts]; ``space_pos`` [S, d]; ``frame_pos`` [Ts, d];
-        ``valid``: the unpadded cells of the static maps (see :func:`align_attention`)."""
+        ``valid``: the unpadded cells of the static maps (see :func:`align_attention`);
+        ``pool`` [B, Td, Ts]: frame-to-clip weights by time (:func:`clip_pool_weights`)."""
         if self.fusion is not None:
-            return self.fusion(queries, fv, clip_index)
+            return self.fusion(queries, fv, clip_index, pool)
         new_q, new_f = queries, fv
         if self.d2s is not None:
             new_q = self.d2s(queries, fv, clip_index, space_pos, frame_pos)
         if self.s2d is not None:
-            new_f = self.s2d(fv, align_attention(attn, fv.shape[1], grid, valid))
+            new_f = self.s2d(fv, align_attention(attn, fv.shape[1], grid, valid, pool))
         return new_q, new_f

@@ -16,7 +16,19 @@ key                    shape                                   meaning
 ``motion``             [B, Td, C_vid, h2, w2] float            clip features (SlowFast)
 ``frame_clip_index``   [B, Ts] long, optional                  clip of each frame (d2s
                                                                replication); default: centres
+``frame_ids``          [B, Ts] long, optional                  native id of each frame
+``clip_spans``         [B, Td, 2] long, optional               native ``[start, end)`` of each
+                                                               clip; with ``frame_ids``, frames
+                                                               pool into clips by time
 =====================  ======================================  ==================================
+
+Images of a batch may come from videos of different grids: each sample's ``h_b x w_b`` map sits
+in the top-left corner of the batch's ``h x w``, zero-padded, and ``image_mask`` marks it
+(:func:`stvg.features.dataset.collate` does this); a sample's outputs then do not depend on the
+others of its batch. Frames pool into clips (eq. (2), attention pooling of ``F_d``) by time:
+each clip averages the frames that fall in its span, or takes the nearest one
+(:func:`~stvg.models.collaboration.clip_pool_weights`); without ``frame_ids`` and
+``clip_spans``, frames and clips are placed by their relative position in the segment.
 
 Forward output (a dict):
 
@@ -48,7 +60,9 @@ from stvg.models.collaboration import (
     CollaborationBlock,
     GridSizes,
     align_attention,
+    clip_pool_weights,
     frame_to_clip_index,
+    relative_pool_weights,
     valid_extent,
 )
 from stvg.models.dynamic_stream import DynamicStream
@@ -300,6 +314,10 @@ class CSDVL(nn.Module):
         clip_index = batch.get("frame_clip_index")
         if clip_index is None:
             clip_index = frame_to_clip_index(ts, td, device)[None].expand(b, ts)
+        if "frame_ids" in batch and "clip_spans" in batch:
+            pool = clip_pool_weights(batch["frame_ids"], batch["clip_spans"])  # [B,Td,Ts]
+        else:
+            pool = relative_pool_weights(ts, td, device)  # [1,Td,Ts]
 
         memory, memory_pos, memory_pad = self.static.encode(image, image_valid, text, text_mask)
         queries = self.static.initial_queries(b, ts)
@@ -324,13 +342,13 @@ class CSDVL(nn.Module):
             fv, hl = self.dynamic.layers[i](fv, hl, text_mask, time_pos, space_pos)
             if self.collab:
                 queries, fv = self.collab[i](
-                    queries, fv, attn, grid, clip_index, space_pos, frame_pos, sizes
+                    queries, fv, attn, grid, clip_index, space_pos, frame_pos, sizes, pool
                 )
             if aux and i < self.cfg.n_layers - 1:
                 reference = self._reference(attn, image_valid)
                 aux_boxes.append(self.box_head(self._head_input(queries), reference))
 
-        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool, sizes)  # [B,Td,d]
+        fd = pool_dynamic(fv, maps[-1], grid, self.cfg.dynamic_pool, sizes, pool)  # [B,Td,d]
         mask = self.map_mask(td, device)
         sentence = masked_mean(hl, text_mask) if self.cfg.temporal_text_fusion else None
         queries = self._head_input(queries)
@@ -355,18 +373,19 @@ def pool_dynamic(
     grid: tuple[int, int],
     mode: str,
     valid: Tensor | GridSizes | None = None,
+    pool: Tensor | None = None,
 ) -> Tensor:
     """``F_d`` [B, Td, d] from the dynamic features ``fv`` [B, Td, S, d].
 
     ``mode="mean"``: the spatial mean (the paper). ``"attention"``: the average weighted by the
     static maps ``attn`` [B, Ts, h, w] (unpadded cells ``valid`` [B, h, w] or their
-    :class:`~stvg.models.collaboration.GridSizes`) aligned to the clips
-    and the ``grid`` as eq. (2) aligns them (:func:`~stvg.models.collaboration.align_attention`),
-    renormalized per clip.
+    :class:`~stvg.models.collaboration.GridSizes`) aligned to the clips (by time with ``pool``
+    [B, Td, Ts], :func:`~stvg.models.collaboration.clip_pool_weights`) and the ``grid`` as eq. (2)
+    aligns them (:func:`~stvg.models.collaboration.align_attention`), renormalized per clip.
     """
     if mode == "mean":
         return fv.mean(2)
-    weights = align_attention(attn, fv.shape[1], grid, valid)  # [B,Td,S]
+    weights = align_attention(attn, fv.shape[1], grid, valid, pool)  # [B,Td,S]
     weights = weights / weights.sum(2, keepdim=True).clamp(min=1e-6)
     return (fv * weights[..., None]).sum(2)
 

@@ -35,6 +35,9 @@ class TrainConfig:
     global_batch: int | None = None
     num_frames: int = 64  # Ts: static frames per query in a training step
     frame_jitter: bool = False  # Ts frames drawn one per segment (TSN), not always the centres
+    # frames per prediction pass (validation, `stvg predict`); None: num_frames. Passes spread
+    # them over the whole segment as training does (STVGFormer: 48 in training, 96 in testing)
+    frames_per_pass: int | None = None
     lr: float = 1e-4
     weight_decay: float = 1e-4
     # constant | cosine | linear: after warmup_steps of linear warmup (step s at (s+1)/warmup of
@@ -91,6 +94,8 @@ class TrainConfig:
             raise InputError("warmup_steps must be >= 0", field="warmup_steps")
         if self.global_batch is not None and self.global_batch < 1:
             raise InputError("global_batch must be >= 1", field="global_batch")
+        if self.frames_per_pass is not None and self.frames_per_pass < 1:
+            raise InputError("frames_per_pass must be >= 1", field="frames_per_pass")
         if self.init is not None:
             from stvg.models.mdetr import parse_init
 

@@ -214,8 +214,11 @@ def setup(
         raise InputError(f"no complete queries in split '{config.train_split}'", file=features)
     val_set = None
     if config.validate and config.val_split in store["splits"]:
-        val_set = FeatureDataset(
-            features, config.val_split, config.num_frames, in_memory=config.in_memory
+        val_set = FeatureDataset(  # predicted by passes of frames_per_pass frames
+            features,
+            config.val_split,
+            config.frames_per_pass or config.num_frames,
+            in_memory=config.in_memory,
         )
     model_config = CSDVLConfig.from_preset(
         config.preset, **{**model_inputs_from(train_set), **config.model}

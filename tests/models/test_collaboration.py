@@ -61,8 +61,13 @@ def test_eq2_with_hand_built_attention():
 def test_temporal_mean_pooling_and_replication():
     x = torch.arange(4.0).view(1, 4, 1)  # frames 0..3
     assert frames_to_clips(x, 2).flatten().tolist() == [0.5, 2.5]  # means of (0,1), (2,3)
-    y = torch.tensor([[[0.0], [3.0], [6.0]]])  # Ts = 3 -> Td = 2: bins {0,1} and {1,2}
-    assert frames_to_clips(y, 2).flatten().tolist() == [1.5, 4.5]
+    # Ts = 3 -> Td = 2 by time: frames at 1/6, 1/2, 5/6; clips [0, 1/2) and [1/2, 1)
+    y = torch.tensor([[[0.0], [3.0], [6.0]]])
+    assert frames_to_clips(y, 2).flatten().tolist() == [0.0, 4.5]
+    # Ts = 2 -> Td = 4: frames at 1/4, 3/4 each hold one clip; clip [0, 1/4) is empty and takes
+    # the frame nearest its centre 1/8 (frame 0); [1/2, 3/4) is empty, centre 5/8: frame 1
+    z = torch.tensor([[[1.0], [5.0]]])
+    assert frames_to_clips(z, 4).flatten().tolist() == [1.0, 1.0, 5.0, 5.0]
     # frame centres (t + .5) / 6 against clip boundaries c / 4
     assert frame_to_clip_index(6, 4).tolist() == [0, 1, 1, 2, 3, 3]
     assert frame_to_clip_index(4, 4).tolist() == [0, 1, 2, 3]
