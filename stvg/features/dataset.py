@@ -232,7 +232,8 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         text[b, :n] = it["text"]
         mask[b, :n] = it["text_mask"]
     out["text"], out["text_mask"] = text, mask
-    out["image"], out["image_mask"] = pad_images([it["image"] for it in items])
+    if "image" in items[0]:
+        out["image"], out["image_mask"] = pad_images([it["image"] for it in items])
     for key in items[0]:
         if key in ("text", "text_mask", "image"):
             continue

@@ -140,19 +140,21 @@ def align_attention(
     so the valid ``h_b x w_b`` part of sample ``b``'s map (``valid`` [B, h, w] bool, or its
     :class:`GridSizes`; all of it when ``None``) is padded the same way with zeros to
     ``max(h_b, w_b)`` square, then resized bilinearly (antialiased when shrinking) to ``grid``;
-    ``grid == (1, 1)`` is the spatial mean (the "w/o spatial" ablation). Time: the mean over the
+    ``grid == (1, 1)`` is the spatial mean over the ``h_b x w_b`` cells (the "w/o spatial"
+    ablation). Time: the mean over the
     frames of each clip, by time: ``pool`` [B, Td, Ts] from :func:`clip_pool_weights` (the
     relative layout of ``Ts`` frames and ``clips`` clips when ``None``).
     """
     pool = clips if pool is None else pool
     b, ts, h, w = attn.shape
-    if grid == (1, 1):
-        return frames_to_clips(attn.mean(dim=(2, 3)).unsqueeze(-1), pool)
     if valid is None:
         valid = torch.ones(b, h, w, dtype=torch.bool, device=attn.device)
     sizes = valid if isinstance(valid, GridSizes) else GridSizes.of(valid)
     out = attn.new_empty(b, ts, grid[0] * grid[1])
     for rows, hb, wb in sizes.groups:
+        if grid == (1, 1):  # the mean over the sample's own cells
+            out[rows] = attn[rows, :, :hb, :wb].mean(dim=(2, 3)).unsqueeze(-1)
+            continue
         side = max(hb, wb)
         square = F.pad(attn[rows, :, :hb, :wb], (0, side - wb, 0, side - hb))
         if (side, side) != grid:

@@ -20,16 +20,75 @@ from stvg.evaluate.predict import (
     interpolate_boxes,
     pass_indices,
     predict_dataset,
+    tube_from_outputs,
 )
 from stvg.models.heads import proposal_mask
 
 
 def test_pass_indices_by_hand():
-    # 10 stored frames, 4 a pass -> 3 passes; the last index repeats to fill a pass
+    # 10 stored frames, 4 a pass -> P = 3 passes interleaving the 12 points
+    # floor((j + .5) * 10 / 12) = 0 1 2 2 3 4 5 6 7 7 8 9: pass p takes j = p, p + 3, ...
     got = [p.tolist() for p in pass_indices(10, 4)]
-    assert got == [[0, 3, 6, 9], [1, 4, 7, 7], [2, 5, 8, 8]]
-    assert [p.tolist() for p in pass_indices(3, 4)] == [[0, 1, 2, 2]]
+    assert got == [[0, 2, 5, 7], [1, 3, 6, 8], [2, 4, 7, 9]]  # frames 2 and 7 twice
+    # one pass is training's uniform layout floor((k + .5) * 3 / 4): frames repeat
+    assert [p.tolist() for p in pass_indices(3, 4)] == [[0, 1, 1, 2]]
+    # S = P * F: every frame exactly once, strided
     assert [p.tolist() for p in pass_indices(8, 4)] == [[0, 2, 4, 6], [1, 3, 5, 7]]
+
+
+@pytest.mark.parametrize(
+    ("stored", "per_pass", "passes"), [(100, 48, 3), (200, 48, 5), (100, 96, 2), (200, 96, 3)]
+)
+def test_pass_layouts_of_long_grids(stored, per_pass, passes):
+    # frame k of pass p is floor((k + (p + .5) / P) * S / F) = (2Pk + 2p + 1) * S // (2PF)
+    got = pass_indices(stored, per_pass)
+    assert len(got) == passes
+    for p, idx in enumerate(got):
+        want = [
+            (2 * passes * k + 2 * p + 1) * stored // (2 * passes * per_pass)
+            for k in range(per_pass)
+        ]
+        assert idx.tolist() == want
+        # spread over the whole segment: frame k is the floor of a point of [k S / F, (k+1) S / F)
+        for k, f in enumerate(want):
+            assert (f + 1) * per_pass > k * stored and f * per_pass < (k + 1) * stored
+    seen = np.bincount(np.concatenate(got), minlength=stored)
+    assert seen.min() == 1 and seen.max() == 2  # every stored frame, none more than twice
+    assert int((seen == 2).sum()) == passes * per_pass - stored
+
+
+def test_pass_layouts_by_hand():
+    # HC-STVG: 100 stored frames, Ts 48 -> 3 passes; frame k of pass p is (6k + 2p + 1) * 25 // 72
+    p0, p1, p2 = (x.tolist() for x in pass_indices(100, 48))
+    assert p0[:13] == [0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25]  # 1225 // 72 = 17
+    assert p1[:3] == [1, 3, 5] and p2[:3] == [1, 3, 5]  # 75 // 72, 125 // 72 = 1; 175 // 72 = 2...
+    assert (p0[-1], p1[-1], p2[-1]) == (98, 98, 99)  # 7075, 7125, 7175 // 72
+    # 200 stored frames, 96 a pass (STVGFormer's test setting) -> 3 passes, same fractions
+    q0, q1, q2 = (x.tolist() for x in pass_indices(200, 96))
+    assert q0[:4] == [0, 2, 4, 6] and q2[:4] == [1, 3, 5, 7] and q2[-1] == 199
+    # 200 stored frames, 48 a pass -> 5 passes: (10k + 2p + 1) * 5 // 12
+    r = [x.tolist() for x in pass_indices(200, 48)]
+    assert [x[0] for x in r] == [0, 1, 2, 2, 3] and [x[1] for x in r] == [4, 5, 6, 7, 7]
+    assert [x[-1] for x in r] == [196, 197, 197, 198, 199]  # 2355 ... 2395 // 12
+
+
+def test_a_frame_in_two_passes_gets_the_mean_of_its_boxes():
+    sample = _sample(0)  # 100 x 50 px, segment [4, 44)
+    stored = np.array([4, 20, 40])
+    passes = [np.array([0, 1]), np.array([1, 2])]  # stored frame 1 (native 20) in both
+    boxes = [
+        np.array([[0.5, 0.5, 0.2, 0.2], [0.5, 0.5, 0.4, 0.4]]),
+        np.array([[0.5, 0.5, 0.6, 0.8], [0.5, 0.5, 0.2, 0.2]]),
+    ]
+    prob = torch.tensor([[0.9, 0.1], [0.0, 0.2]])
+    spans = np.array([[4, 24], [24, 44]])
+    got = tube_from_outputs(sample, stored, spans, passes, boxes, prob, proposal_mask(2, [1]))
+    assert got["tube"] == [4, 24]
+    # native 20: width (0.4 + 0.6) / 2 = 0.5 of 100 px, height (0.4 + 0.8) / 2 = 0.6 of 50 px
+    assert got["boxes"]["20"] == pytest.approx([25.0, 10.0, 75.0, 40.0])
+    assert got["boxes"]["4"] == pytest.approx([40.0, 20.0, 60.0, 30.0])
+    with pytest.raises(ValueError, match="in no pass"):
+        tube_from_outputs(sample, stored, spans, passes[:1], boxes[:1], prob, proposal_mask(2))
 
 
 def test_cxcywh_to_pixels_by_hand():

@@ -10,6 +10,7 @@ from stvg.models.collaboration import (
     StaticToDynamic,
     SymmetricFusion,
     align_attention,
+    clip_pool_weights,
     frame_to_clip_index,
     frames_to_clips,
 )
@@ -71,6 +72,42 @@ def test_temporal_mean_pooling_and_replication():
     # frame centres (t + .5) / 6 against clip boundaries c / 4
     assert frame_to_clip_index(6, 4).tolist() == [0, 1, 1, 2, 3, 3]
     assert frame_to_clip_index(4, 4).tolist() == [0, 1, 2, 3]
+
+
+# A pass of 5 frames (native ids) over a segment [0, 48) of 6 clips of 8 frames: clips 1 and 4
+# hold no frame; clip 2 holds two.
+FRAME_IDS = [3, 20, 22, 30, 46]
+SPANS = [[0, 8], [8, 16], [16, 24], [24, 32], [32, 40], [40, 48]]
+
+
+def test_clip_pool_weights_by_time():
+    got = clip_pool_weights(torch.tensor([FRAME_IDS]), torch.tensor([SPANS]))[0]
+    want = torch.zeros(6, 5)
+    want[0, 0] = 1.0  # frame 3
+    want[1, 1] = 1.0  # empty, centre 12: frame 20 (8 away), not frame 3 (9 away)
+    want[2, 1:3] = 0.5  # frames 20 and 22
+    want[3, 3] = 1.0  # frame 30
+    want[4, 3] = 1.0  # empty, centre 36: frame 30 (6 away) before 46 (10 away)
+    want[5, 4] = 1.0  # frame 46
+    assert torch.equal(got, want)
+    # a tie goes to the earlier frame: empty clip [10, 14), centre 12, frames 9 and 15 both 3 away
+    tie = clip_pool_weights(torch.tensor([[9, 15]]), torch.tensor([[[10, 14]]]))
+    assert tie.tolist() == [[[1.0, 0.0]]]
+
+
+def test_align_attention_pools_frames_into_clips_by_time():
+    torch.manual_seed(0)
+    attn = torch.rand(1, 5, 2, 2)  # a 2 x 2 grid aligned to a 2 x 2 dynamic grid: no resize
+    pool = clip_pool_weights(torch.tensor([FRAME_IDS]), torch.tensor([SPANS]))
+    got = align_attention(attn, clips=6, grid=(2, 2), pool=pool)[0].view(6, 2, 2)
+    # direct: each clip the mean of the maps of its frames, or the nearest frame's map
+    members = {0: [0], 1: [1], 2: [1, 2], 3: [3], 4: [3], 5: [4]}
+    for c, frames in members.items():
+        assert torch.allclose(got[c], attn[0, frames].mean(0), atol=1e-6), c
+    # in the "w/o spatial" ablation the same clips average the spatial means
+    flat = align_attention(attn, clips=6, grid=(1, 1), pool=pool)[0, :, 0]
+    want = torch.stack([attn[0, f].mean() for f in [[0], [1], [1, 2], [3], [3], [4]]])
+    assert torch.allclose(flat, want, atol=1e-6)
 
 
 def test_align_attention_pads_to_the_clip_square_then_resizes_bilinearly():
