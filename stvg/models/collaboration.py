@@ -141,9 +141,9 @@ def align_attention(
     :class:`GridSizes`; all of it when ``None``) is padded the same way with zeros to
     ``max(h_b, w_b)`` square, then resized bilinearly (antialiased when shrinking) to ``grid``;
     ``grid == (1, 1)`` is the spatial mean over the ``h_b x w_b`` cells (the "w/o spatial"
-    ablation). Time: the mean over the
-    frames of each clip, by time: ``pool`` [B, Td, Ts] from :func:`clip_pool_weights` (the
-    relative layout of ``Ts`` frames and ``clips`` clips when ``None``).
+    ablation). Time: the mean over the frames of each clip, by time: ``pool`` [B, Td, Ts] from
+    :func:`clip_pool_weights` (the relative layout of ``Ts`` frames and ``clips`` clips when
+    ``None``).
     """
     pool = clips if pool is None else pool
     b, ts, h, w = attn.shape
