@@ -139,8 +139,10 @@ def _pause(message: str) -> None:
 def _child(root: str, backend: str, mode: str, first: int, count: int, pause_at: int) -> None:
     """Write entries ``first .. first+count-1``, printing ``done i`` after each; ``mode`` says
     where to stop and wait to be killed: ``arrays`` (inside entry ``pause_at``, after two of its
-    arrays), ``batch-before-rename`` / ``batch-after-rename`` (HDF5 consolidation), ``lock``
-    (right after taking the lock), ``run`` (never: write on; the parent kills at random)."""
+    arrays), ``batch-before-rename`` / ``batch-after-rename`` (HDF5 consolidation),
+    ``final-before-rename`` / ``final-after-rename`` (HDF5: assembling the single file at close),
+    ``lock`` (right after taking the lock), ``run`` (never: write on; the parent kills at random).
+    """
     from stvg.features import _hdf5, _zarr
 
     part_class = _zarr.ZarrPart if backend == "zarr" else _hdf5.Hdf5Part
@@ -165,10 +167,12 @@ def _child(root: str, backend: str, mode: str, first: int, count: int, pause_at:
             return getattr(os, name)
 
         def replace(self, src, dst):
-            if mode == "batch-before-rename" and Path(dst).name.startswith("batch-"):
+            name = Path(dst).name
+            step = "batch" if name.startswith("batch-") else "final" if name.startswith("part-") else ""
+            if step and mode == f"{step}-before-rename":
                 _pause("PAUSED")
             os.replace(src, dst)
-            if mode == "batch-after-rename" and Path(dst).name.startswith("batch-"):
+            if step and mode == f"{step}-after-rename":
                 _pause("PAUSED")
 
     _hdf5.os = OsProxy()
@@ -440,8 +444,7 @@ class TestStoreConformance:
         else:
             import h5py
 
-            files = sorted((tmp_path / "s/train/part-0-of-1.h5").glob("batch-*.h5"))
-            with h5py.File(files[0], "r") as f:
+            with h5py.File(tmp_path / "s/train/part-0-of-1.h5", "r") as f:
                 assert bool(f["videos"][key].attrs["complete"])
                 image = f["videos"][key]["image"][()]
         assert image.dtype == np.float16
@@ -465,7 +468,16 @@ class TestStoreConformance:
         with open_store(root).writer("train", part=(0, 1)) as w:  # the lock died with the child
             write_entry(w, 0)
 
-    @pytest.mark.parametrize("point", ["arrays", "batch-before-rename", "batch-after-rename"])
+    @pytest.mark.parametrize(
+        "point",
+        [
+            "arrays",
+            "batch-before-rename",
+            "batch-after-rename",
+            "final-before-rename",
+            "final-after-rename",
+        ],
+    )
     def test_kill_9_mid_write(self, tmp_path, backend, point):
         if backend == "zarr" and point != "arrays":
             pytest.skip("zarr parts have no consolidation step")
@@ -482,9 +494,15 @@ class TestStoreConformance:
             assert done == [0, 1, 2, 3]
             assert (info["videos"], info["queries"], info["incomplete"]) == (4, 4, 1)
             assert not store.has_video(entry_id(4), "train")
-        else:  # killed consolidating the first 3 pending entries: video 0, query 0, video 1
+        elif point.startswith("batch"):  # consolidating the first 3 entries: v0, q0, v1
             assert done == [0]
             assert (info["videos"], info["queries"], info["incomplete"]) == (2, 1, 0)
+        else:  # every entry written; killed making the single file at close
+            assert done == [0, 1, 2, 3, 4, 5]
+            assert (info["videos"], info["queries"], info["incomplete"]) == (6, 6, 0)
+            part = root / "train/part-0-of-1.h5"
+            assert part.is_file() == (point == "final-after-rename")
+            assert (root / "train/part-0-of-1.h5.work").is_dir()  # the working form is read too
         for i in range(info["queries"]):
             assert_entry_exact(store, "train", i)
         # A rerun completes the store; every entry equals an uninterrupted run's.
@@ -498,9 +516,12 @@ class TestStoreConformance:
         assert (info["videos"], info["queries"], info["incomplete"]) == (6, 6, 0)
         for i in range(6):
             assert_entry_exact(store, "train", i)
-        if backend == "hdf5":
-            assert list((root / "train/part-0-of-1.h5/pending").iterdir()) == []
-            assert not list((root / "train/part-0-of-1.h5").glob(".*.tmp"))
+        if backend == "hdf5":  # one file, nothing else left behind
+            assert sorted(p.name for p in (root / "train").iterdir()) == [
+                "part-0-of-1.h5",
+                "part-0-of-1.lock",
+            ]
+            assert (root / "train/part-0-of-1.h5").is_file()
 
     @pytest.mark.slow
     def test_kill_9_at_random_moments(self, tmp_path, backend):
