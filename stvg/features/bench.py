@@ -96,9 +96,8 @@ def _plain_reads_per_s(
             for v in range(videos)
         ]
     else:
-        files = [h5py.File(path, "r") for path in sorted(part.glob("batch-*.h5"))]
-        where = {key: f for f in files for key in f["videos"]}
-        arrays = [where[f"v{v}"]["videos"][f"v{v}"]["image"] for v in range(videos)]
+        files = [h5py.File(part, "r")]  # one file per part
+        arrays = [files[0]["videos"][f"v{v}"]["image"] for v in range(videos)]
     try:
         for array in arrays:
             array[0]

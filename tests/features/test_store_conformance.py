@@ -168,7 +168,8 @@ def _child(root: str, backend: str, mode: str, first: int, count: int, pause_at:
 
         def replace(self, src, dst):
             name = Path(dst).name
-            step = "batch" if name.startswith("batch-") else "final" if name.startswith("part-") else ""
+            steps = {"batch-": "batch", "part-": "final"}
+            step = next((v for k, v in steps.items() if name.startswith(k)), "")
             if step and mode == f"{step}-before-rename":
                 _pause("PAUSED")
             os.replace(src, dst)
@@ -449,6 +450,59 @@ class TestStoreConformance:
                 image = f["videos"][key]["image"][()]
         assert image.dtype == np.float16
         np.testing.assert_array_equal(image, a["image"].astype(np.float16))
+
+    def test_backend_implements_the_contract(self, tmp_path, backend):
+        from stvg.features.contract import Part
+        from stvg.features.store import BACKENDS
+
+        part_class = BACKENDS[backend]
+        path = tmp_path / f"part-0-of-1{part_class.suffix}"
+        assert not part_class.exists(path)
+        part = part_class(path, writable=True, batch_entries=2)
+        assert isinstance(part, Part) and part_class.exists(path)
+        part.close()
+        assert part_class.exists(path)
+
+    def test_extra_entry_attributes_round_trip(self, tmp_path, backend):
+        store = create_store(tmp_path / "s", manifest(backend))
+        a = entry_arrays(0)
+        extra = {"fps": 29.97, "source_hash": "ab12", "frames": 300, "flipped": False}
+        with store.writer("train") as w:
+            w.write_video(
+                entry_id(0), a["frame_ids"], a["image"], a["clip_spans"], a["motion"], attrs=extra
+            )
+            w.write_query(make_sample(0), a["text"], a["text_mask"], entry_id(0), attrs={"k": 1})
+            for bad in ({"complete": False}, {"entry_id": "x"}, {"nested": {"a": 1}}, {"n": None}):
+                with pytest.raises(ValueError, match="attribute"):
+                    w.write_video("other@0-1", a["frame_ids"], a["image"], a["clip_spans"],
+                                  a["motion"], attrs=bad)  # fmt: skip
+        reader = open_store(tmp_path / "s")
+        stored = reader.attrs("videos", entry_id(0), "train")
+        assert {k: stored[k] for k in extra} == extra
+        assert type(stored["frames"]) is int and type(stored["flipped"]) is bool
+        assert stored["entry_id"] == entry_id(0) and stored["complete"] is True
+        assert reader.attrs("queries", "s000", "train")["k"] == 1
+        assert reader.entry_ids("train") == [entry_id(0)]
+
+    def test_adding_to_a_finished_part(self, tmp_path, backend):
+        store = create_store(tmp_path / "s", manifest(backend))
+        with store.writer("train") as w:
+            write_entry(w, 0)
+        part = tmp_path / f"s/train/part-0-of-1{'.zarr' if backend == 'zarr' else '.h5'}"
+        before = part.stat()
+        with store.writer("train") as w:  # adds nothing: an HDF5 part is not rewritten
+            write_entry(w, 0, resume=True)
+        after = part.stat()
+        if backend == "hdf5":
+            assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        with store.writer("train") as w:
+            write_entry(w, 1, resume=True)
+        reader = open_store(tmp_path / "s")
+        assert reader.entry_ids("train") == [entry_id(0), entry_id(1)]
+        assert_entry_exact(reader, "train", 0)
+        assert_entry_exact(reader, "train", 1)
+        names = sorted(p.name for p in (tmp_path / "s/train").iterdir())
+        assert names == sorted([part.name, "part-0-of-1.lock"])  # no working folder left
 
     def test_second_writer_on_a_part_is_refused(self, tmp_path, backend):
         root = tmp_path / "s"
