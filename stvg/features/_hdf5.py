@@ -43,7 +43,9 @@ The scheme, and why a ``kill -9`` at any moment loses at most the entry being wr
    finished file, so a writer finishing meanwhile hides nothing).
 
 Adding entries to a finished part (a rerun after new videos or failures) rewrites the whole file
-once, at close; a rerun that adds nothing leaves it untouched.
+once, at close; a rerun that adds nothing leaves it untouched. A part in the layout of earlier
+stvg versions (a folder ``part-K-of-N.h5/`` holding what ``.work/`` holds now) is read as a
+working folder, and its next writer moves it to ``.work/`` and finishes it into one file.
 """
 
 from __future__ import annotations
@@ -127,6 +129,11 @@ class Hdf5Part:
     ) -> None:
         self.path = Path(path)
         self.work = self.path.with_name(self.path.name + WORK)
+        if self.path.is_dir():  # the folder layout of earlier versions: a working folder
+            if not writable:
+                self.work = self.path
+            elif not self.work.exists():
+                os.rename(self.path, self.work)
         self.writable = writable
         self.batch_entries = batch_entries
         self._files: dict[Path, h5py.File] = {}
@@ -144,7 +151,7 @@ class Hdf5Part:
     @classmethod
     def exists(cls, path: Path) -> bool:
         """True when a part is at ``path``: the finished file or its working folder."""
-        return path.is_file() or path.with_name(path.name + WORK).is_dir()
+        return path.exists() or path.with_name(path.name + WORK).is_dir()
 
     # listing ----------------------------------------------------------------------------------
 
@@ -152,7 +159,7 @@ class Hdf5Part:
         """The files that count, by precedence: finished part, batches, pending entries."""
         pending = sorted(n for n in _listdir(self.work / "pending") if _PENDING.match(n))
         batches = sorted(n for n in _listdir(self.work) if _BATCH.match(n))
-        final = [self.path] if self.path.is_file() else []
+        final = [self.path] if self.path.is_file() else []  # (not a legacy folder)
         return (
             final + [self.work / n for n in batches] + [self.work / "pending" / n for n in pending]
         )

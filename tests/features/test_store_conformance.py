@@ -504,6 +504,28 @@ class TestStoreConformance:
         names = sorted(p.name for p in (tmp_path / "s/train").iterdir())
         assert names == sorted([part.name, "part-0-of-1.lock"])  # no working folder left
 
+    def test_hdf5_folder_layout_of_earlier_versions(self, tmp_path, backend):
+        if backend != "hdf5":
+            pytest.skip("HDF5 parts only")
+        root = tmp_path / "s"
+        child = start_child(root, backend, "final-before-rename", first=0, count=6)
+        try:
+            wait_for(child, "PAUSED")
+        finally:
+            kill(child)
+        # the working folder is the old layout: batch-*.h5 and pending/ in part-0-of-1.h5/
+        (root / "train/part-0-of-1.h5.work").rename(root / "train/part-0-of-1.h5")
+        store = open_store(root)
+        assert store.info()["videos"] == 6
+        for i in range(6):
+            assert_entry_exact(store, "train", i)
+        with store.writer("train") as w:  # converts it into one file
+            write_entry(w, 6)
+        assert (root / "train/part-0-of-1.h5").is_file()
+        store.refresh()
+        for i in range(7):
+            assert_entry_exact(store, "train", i)
+
     def test_second_writer_on_a_part_is_refused(self, tmp_path, backend):
         root = tmp_path / "s"
         create_store(root, manifest(backend))
