@@ -39,8 +39,9 @@ Reading a store without stvg (plain ``zarr``, ``xarray``, ``h5py``, ``dask``):
   ``coordinates`` attribute.
 * HDF5 part ``<split>/part-K-of-N.h5``: one file (``h5py.File``) with the same groups
   ``/videos/<key>``, ``/queries/<key>``; axes are labelled and ``frame_ids`` is a dimension
-  scale attached to ``image``'s first axis; gzip compression. While its writer runs (or after it
-  was killed) a part is a folder ``part-K-of-N.h5.work/`` instead (:mod:`stvg.features._hdf5`).
+  scale attached to ``image``'s first axis. Feature maps use the Blosc filter (lz4, as zarr
+  parts do): ``import hdf5plugin`` before reading them with h5py. While its writer runs (or
+  after it was killed) a part is a folder ``part-K-of-N.h5.work/`` (:mod:`stvg.features._hdf5`).
 * Every feature array carries ``long_name``, ``units``, ``backbone``, ``layer``, ``stride`` (as
   the manifest has them); int8 ones name their ``scale_array`` and say how to ``dequantize``:
   ``float32(image) * image_scale`` along axis 1 (xarray: ``ds.image * ds.image_scale``).
