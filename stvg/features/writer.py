@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from stvg.data.sample import Sample
 from stvg.features.checks import check_attrs, check_features, check_ids
@@ -147,10 +148,10 @@ class PartWriter:
     def write_video(
         self,
         entry_id: str,
-        frame_ids: Any,
-        image: Any,
-        clip_spans: Any,
-        motion: Any,
+        frame_ids: ArrayLike,
+        image: ArrayLike,
+        clip_spans: ArrayLike,
+        motion: ArrayLike,
         *,
         attrs: dict[str, Any] | None = None,
     ) -> None:
@@ -197,8 +198,8 @@ class PartWriter:
     def write_query(
         self,
         sample: Sample,
-        text: Any,
-        text_mask: Any,
+        text: ArrayLike,
+        text_mask: ArrayLike,
         entry_id: str,
         *,
         attrs: dict[str, Any] | None = None,
