@@ -397,6 +397,7 @@ def extract_entries(
                 image=values["image"],
                 clip_spans=values["clip_spans"],
                 motion=values["motion"],
+                attrs={"fps": float(entry.fps), "video_id": entry.video_id},
             )
         for sample, text, mask in values["texts"]:
             # a kill between an entry's queries leaves some complete: the rest are written now

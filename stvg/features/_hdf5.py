@@ -1,35 +1,51 @@
-"""The HDF5 backend of the feature store: one part = a directory of small HDF5 files.
+"""The HDF5 backend of the feature store: a finished part is one HDF5 file.
 
 An HDF5 file that is open for writing when its process is killed can be left unreadable (its
-metadata is cached and flushed lazily), so no file is ever written in place once it counts.
-Layout of ``<split>/part-K-of-N.h5/`` (a directory)::
+metadata is cached and flushed lazily), so no file is ever written in place once it counts. A
+part is written in a private working folder and becomes one file when its writer closes::
 
-    batch-000000.h5, batch-000001.h5, ...   consolidated entries, never modified once renamed
-    pending/videos-<key>.h5                 one complete entry, renamed into place
-    pending/.videos-<key>.h5.tmp            an entry being written (incomplete)
-    .batch-000002.h5.tmp                    a batch being consolidated (ignored)
+    <split>/part-K-of-N.h5                  the finished part: one file (h5py.File opens it)
+    <split>/part-K-of-N.h5.work/            the working form, while a writer runs or after a kill:
+        pending/<kind>-<key>.h5             one complete entry, renamed into place
+        pending/.<kind>-<key>.h5.tmp        an entry being written (incomplete)
+        batch-000000.h5, ...                consolidated pending entries, never modified
+        .batch-000001.h5.tmp                a batch being consolidated (ignored)
+        .final.h5.tmp                       the single file being assembled (ignored)
 
-Inside every file: ``/videos/<key>/{arrays}`` and ``/queries/<key>/{arrays}``, with the entry's
-attributes (``entry_id``, ..., ``complete``) on its group, ``complete`` written last.
+Inside every file: ``/videos/<key>/<arrays>`` and ``/queries/<key>/<arrays>``, the entry's
+attributes (``entry_id``, ..., ``complete``) on its group, ``complete`` written last. Every axis
+is labelled with its dimension name, and ``frame_ids`` is a dimension scale attached to the
+first axis of ``image`` (h5py: ``f["videos/<key>/image"].dims[0][0]``). The finished file's root
+carries the part's attributes (``stvg_layout``, ``stvg_manifest``).
 
-The scheme, and why a ``kill -9`` at any moment is safe:
+Feature maps are chunked by rows and compressed with the Blosc filter (HDF5 filter id 32001), as
+zarr parts are: lz4 with byte shuffle (float16), lz4hc (int8, bool). h5py reads it after ``import
+hdf5plugin``; C tools (h5dump, netCDF) with ``HDF5_PLUGIN_PATH`` set to ``hdf5plugin.PLUGIN_PATH``.
+Deflate, which every reader has without a plugin, was measured: it packs int8 codes and float16
+maps alike (0.54 of raw each on ReLU-like maps), so an int8 store would not be half a float16 one
+(0.53), and it decodes slower than lz4.
+
+The scheme, and why a ``kill -9`` at any moment loses at most the entry being written:
 
 1. An entry is written alone to ``pending/.<kind>-<key>.h5.tmp``; after its arrays, the
-   ``complete`` attribute is set, the file is closed, and it is renamed to
-   ``pending/<kind>-<key>.h5``. The rename is atomic: the entry counts if and only if the final
-   name exists. A kill before it leaves a ``.tmp`` file, counted as an incomplete entry.
-2. Every ``batch_entries`` entries, and on ``close()``, the writer consolidates: it copies all
-   pending entries into ``.batch-NNNNNN.h5.tmp``, renames it to ``batch-NNNNNN.h5``, then deletes
-   the pending files. A kill before the rename leaves the pending files intact (the ``.tmp`` is
-   ignored); a kill after it leaves duplicates, which are identical and read once (batch files
-   win); the next writer deletes the leftovers.
-3. Readers list the final names only, so they never open a file that is being written.
+   ``complete`` attribute is set, the file is closed and renamed to ``pending/<kind>-<key>.h5``.
+   The entry counts if and only if the final name exists.
+2. Every ``batch_entries`` entries the writer copies the pending entries into
+   ``.batch-NNNNNN.h5.tmp``, renames it ``batch-NNNNNN.h5``, then deletes the pending files (this
+   keeps the file count near ``entries / batch_entries`` during a long extraction).
+3. On ``close()`` the writer copies the finished part (if any), the batches and the pending
+   entries into ``.final.h5.tmp``, renames it to ``part-K-of-N.h5`` and deletes the working
+   folder. A kill before a rename leaves the sources intact (the ``.tmp`` is ignored); a kill
+   after it leaves duplicates, identical and read once (the earlier file wins: finished part,
+   batches, pending). The next writer deletes ``.tmp`` files and working files whose every entry
+   is in an earlier file.
+4. Readers accept both forms and list the final names only (working folder first, then the
+   finished file, so a writer finishing meanwhile hides nothing).
 
-This keeps the file count near ``entries / batch_entries`` (queries are many and small) at the
-cost of writing each entry twice. Feature maps (``chunk_rows`` given) are chunked by rows and
-compressed with LZF and byte shuffle (float16) or gzip level 1 (int8: LZF alone leaves int8 codes
-at 0.49-0.52 of the float16 bytes on ReLU-like maps, gzip at 0.35-0.40). h5py offers no blosc
-without the ``hdf5plugin`` package, which stvg does not depend on.
+Adding entries to a finished part (a rerun after new videos or failures) rewrites the whole file
+once, at close; a rerun that adds nothing leaves it untouched. A part in the layout of earlier
+stvg versions (a folder ``part-K-of-N.h5/`` holding what ``.work/`` holds now) is read as a
+working folder, and its next writer moves it to ``.work/`` and finishes it into one file.
 """
 
 from __future__ import annotations
@@ -37,23 +53,32 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import h5py
+import hdf5plugin
 import numpy as np
 
 from stvg.features._cache import Lru
+from stvg.features.contract import BATCH_ENTRIES, KINDS, Attrs, Kind, Rows, StoredArray
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".h5"
-KINDS = ("videos", "queries")
-BATCH_ENTRIES = 256
+WORK = ".work"
 _CACHE_SIZE = 1024
+# float16: lz4 + byte shuffle; int8 and bool: lz4hc, which packs int8 codes ~20% tighter than
+# lz4 at the same decoding speed (see stvg.features._zarr).
+_BLOSC = {
+    True: hdf5plugin.Blosc(cname="lz4", clevel=5, shuffle=hdf5plugin.Blosc.SHUFFLE),
+    False: hdf5plugin.Blosc(cname="lz4hc", clevel=5, shuffle=hdf5plugin.Blosc.NOSHUFFLE),
+}
 _BATCH = re.compile(r"^batch-(\d{6})\.h5$")
 _PENDING = re.compile(r"^(videos|queries)-(.+)\.h5$")
 _PENDING_TMP = re.compile(r"^\.(videos|queries)-(.+)\.h5\.tmp$")
+_FINAL_TMP = ".final.h5.tmp"
 
 
 def _attrs(group: h5py.Group) -> dict[str, Any]:
@@ -74,6 +99,26 @@ def _open(path: Path, mode: str) -> h5py.File:
     return h5py.File(path, mode)
 
 
+def _attach_scales(group: h5py.Group) -> None:
+    """Make each 1-D dataset labelled with its own name a dimension scale and attach it to the
+    axes bearing that label. Run after every copy too: HDF5 does not carry the references of
+    dimension scales into another file."""
+    datasets = {name: d for name, d in group.items() if isinstance(d, h5py.Dataset)}
+    for dataset in datasets.values():
+        for stale in ("DIMENSION_LIST", "REFERENCE_LIST"):
+            if stale in dataset.attrs:
+                del dataset.attrs[stale]
+    for name, scale in datasets.items():
+        if scale.ndim != 1 or scale.dims[0].label != name:
+            continue
+        if not scale.is_scale:
+            scale.make_scale(name)
+        for other_name, other in datasets.items():
+            for axis in range(other.ndim if other_name != name else 0):
+                if other.dims[axis].label == name:
+                    other.dims[axis].attach_scale(scale)
+
+
 class Hdf5Part:
     """One part of a split, for reading (``writable=False``) or for its single locked writer."""
 
@@ -83,93 +128,107 @@ class Hdf5Part:
         self, path: str | Path, *, writable: bool = False, batch_entries: int = BATCH_ENTRIES
     ) -> None:
         self.path = Path(path)
+        self.work = self.path.with_name(self.path.name + WORK)
+        if self.path.is_dir():  # the folder layout of earlier versions: a working folder
+            if not writable:
+                self.work = self.path
+            elif not self.work.exists():
+                os.rename(self.path, self.work)
         self.writable = writable
         self.batch_entries = batch_entries
-        self._files: dict[str, h5py.File] = {}
+        self._files: dict[Path, h5py.File] = {}
         self._datasets = Lru(_CACHE_SIZE)  # (kind, key, name) -> open h5py.Dataset
         self._pid = os.getpid()
-        # kind -> key -> (file name relative to the part, attributes)
-        self._complete: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+        self._root_attrs: Attrs = {}
+        # kind -> key -> (file, attributes), from the first file (by precedence) holding it
+        self._complete: dict[str, dict[str, tuple[Path, dict[str, Any]]]] = {}
         self._incomplete: dict[str, list[str]] = {}
+        self._contents: dict[Path, int] = {}  # file -> entries indexed from it
         if writable:
-            (self.path / "pending").mkdir(parents=True, exist_ok=True)
+            (self.work / "pending").mkdir(parents=True, exist_ok=True)
         self.scan()
+
+    @classmethod
+    def exists(cls, path: Path) -> bool:
+        """True when a part is at ``path``: the finished file or its working folder."""
+        return path.exists() or path.with_name(path.name + WORK).is_dir()
 
     # listing ----------------------------------------------------------------------------------
 
-    def _final_files(self) -> list[str]:
-        """Batch files (in order), then pending entry files: the names that count."""
-        batches = sorted(n for n in _listdir(self.path) if _BATCH.match(n))
-        pending = sorted(n for n in _listdir(self.path / "pending") if _PENDING.match(n))
-        return batches + [f"pending/{n}" for n in pending]
+    def _sources(self) -> list[Path]:
+        """The files that count, by precedence: finished part, batches, pending entries."""
+        pending = sorted(n for n in _listdir(self.work / "pending") if _PENDING.match(n))
+        batches = sorted(n for n in _listdir(self.work) if _BATCH.match(n))
+        final = [self.path] if self.path.is_file() else []  # (not a legacy folder)
+        return (
+            final + [self.work / n for n in batches] + [self.work / "pending" / n for n in pending]
+        )
 
     def scan(self) -> None:
         """(Re)build the index of complete entries from the files that count."""
         self._close_files()
         self._complete = {kind: {} for kind in KINDS}
         self._incomplete = {kind: [] for kind in KINDS}
-        self._pending: set[str] = set()
-        for name in self._final_files():
+        self._contents = {}
+        for path in self._sources():
             try:
-                with _open(self.path / name, "r") as f:
+                with _open(path, "r") as f:
+                    self._contents[path] = 0
                     for kind in KINDS:
                         for key, group in f.get(kind, {}).items():
                             attrs = _attrs(group)
                             if attrs.get("complete") is not True:
                                 self._incomplete[kind].append(key)
                             elif key not in self._complete[kind]:
-                                self._complete[kind][key] = (name, attrs)
-                                if name.startswith("pending/"):
-                                    self._pending.add(name)
+                                self._complete[kind][key] = (path, attrs)
+                                self._contents[path] += 1
             except FileNotFoundError:
-                continue  # consolidated away while we listed; its entries are in a batch
+                continue  # moved on by a writer while we listed; its entries are further up
             except OSError as error:
-                log.warning("skipping unreadable HDF5 file %s: %s", self.path / name, error)
-        for name in _listdir(self.path / "pending"):
+                log.warning("skipping unreadable HDF5 file %s: %s", path, error)
+        for name in _listdir(self.work / "pending"):
             match = _PENDING_TMP.match(name)
             if match:
                 self._incomplete[match.group(1)].append(match.group(2))
 
-    def entries(self, kind: str) -> dict[str, dict[str, Any]]:
+    def entries(self, kind: Kind) -> dict[str, Attrs]:
         """``{key: attributes}`` of the complete entries of ``kind`` (``videos`` or ``queries``)."""
         return {key: attrs for key, (_, attrs) in self._complete[kind].items()}
 
-    def incomplete(self, kind: str) -> list[str]:
+    def incomplete(self, kind: Kind) -> list[str]:
         """Keys of entries of ``kind`` being written when their writer stopped."""
         return self._incomplete[kind]
 
-    def shapes(self, kind: str, key: str) -> dict[str, tuple[int, ...]]:
+    def shapes(self, kind: Kind, key: str) -> dict[str, tuple[int, ...]]:
         """``{array name: shape}`` of one entry."""
         group = self._group(kind, key)
         return {name: tuple(ds.shape) for name, ds in sorted(group.items())}
 
     # reading ----------------------------------------------------------------------------------
 
-    def _group(self, kind: str, key: str) -> h5py.Group:
+    def _group(self, kind: Kind, key: str) -> h5py.Group:
         if self._pid != os.getpid():  # forked (e.g. a DataLoader worker): handles do not carry over
             self._files = {}
             self._datasets.clear()
             self._pid = os.getpid()
-        name = self._complete[kind][key][0]
-        f = self._files.get(name)
+        path = self._complete[kind][key][0]
+        f = self._files.get(path)
         if f is None:
-            f = self._files[name] = _open(self.path / name, "r")
+            f = self._files[path] = _open(path, "r")
         return f[kind][key]
 
-    def _dataset(self, kind: str, key: str, name: str) -> h5py.Dataset:
+    def _dataset(self, kind: Kind, key: str, name: str) -> h5py.Dataset:
         handle = (kind, key, name)
         dataset = self._datasets.recall(handle) if self._pid == os.getpid() else None
         if dataset is None:
             dataset = self._datasets.keep(handle, self._group(kind, key)[name])
         return dataset
 
-    def length(self, kind: str, key: str, name: str) -> int:
+    def length(self, kind: Kind, key: str, name: str) -> int:
         """The length of the first axis of one stored array."""
         return int(self._dataset(kind, key, name).shape[0])
 
-    def read(
-        self, kind: str, key: str, name: str, rows: slice | np.ndarray | None = None
-    ) -> np.ndarray:
+    def read(self, kind: Kind, key: str, name: str, rows: Rows = None) -> np.ndarray:
         """One stored array, or a slice / sorted unique ``rows`` of its first axis."""
         dataset = self._dataset(kind, key, name)
         if rows is None:
@@ -180,105 +239,120 @@ class Hdf5Part:
 
     # writing ----------------------------------------------------------------------------------
 
+    def set_attrs(self, attrs: Attrs) -> None:
+        """The attributes of the finished file's root (written when the part is finished)."""
+        self._check_writable()
+        self._root_attrs = dict(attrs)
+
     def remove_incomplete(self) -> int:
-        """Delete ``.tmp`` files and pending files already consolidated into a batch."""
+        """Delete ``.tmp`` files, and working files whose every entry is in an earlier file."""
         self._check_writable()
         removed = 0
-        for name in _listdir(self.path / "pending"):
-            path = self.path / "pending" / name
+        for name in _listdir(self.work / "pending"):
             if _PENDING_TMP.match(name):
-                path.unlink(missing_ok=True)
+                (self.work / "pending" / name).unlink(missing_ok=True)
                 removed += 1
-            elif _PENDING.match(name) and self._in_batch(f"pending/{name}"):
+        for name in _listdir(self.work):
+            if name.startswith(".") and name.endswith(".tmp"):
+                (self.work / name).unlink(missing_ok=True)
+        for path, count in self._contents.items():
+            if count == 0 and path != self.path:
                 path.unlink(missing_ok=True)
-        for name in _listdir(self.path):
-            if name.startswith(".batch-") and name.endswith(".tmp"):
-                (self.path / name).unlink(missing_ok=True)
         self.scan()
         return removed
 
-    def _in_batch(self, pending_name: str) -> bool:
-        """True when every entry of a pending file is indexed from a batch file."""
-        match = _PENDING.match(pending_name.split("/", 1)[1])
-        if not match:
-            return False
-        where = self._complete[match.group(1)].get(match.group(2))
-        return where is not None and where[0] != pending_name
-
-    def write(
-        self,
-        kind: str,
-        key: str,
-        attrs: dict[str, Any],
-        arrays: dict[str, np.ndarray],
-        chunk_rows: dict[str, int | None],
-        dims: dict[str, tuple[str, ...]],
-    ) -> None:
+    def write(self, kind: Kind, key: str, attrs: Attrs, arrays: dict[str, StoredArray]) -> None:
         """Write one entry to its own pending file (see the module docstring), marker last."""
         self._check_writable()
         if key in self._complete[kind]:
             raise ValueError(f"{kind} entry {key!r} is already complete in {self.path}")
-        tmp = self.path / "pending" / f".{kind}-{key}.h5.tmp"
-        final = self.path / "pending" / f"{kind}-{key}.h5"
+        tmp = self.work / "pending" / f".{kind}-{key}.h5.tmp"
+        final = self.work / "pending" / f"{kind}-{key}.h5"
         with _open(tmp, "w") as f:
             group = f.create_group(kind).create_group(key)
-            for name, data in arrays.items():
-                rows = chunk_rows.get(name)
+            for name, stored in arrays.items():
+                data, rows = stored.data, stored.chunk_rows
                 options: dict[str, Any] = {}
-                if rows is not None and data.dtype.itemsize > 1:
+                if rows is not None:
                     options = {
                         "chunks": (rows,) + data.shape[1:],
-                        "compression": "lzf",
-                        "shuffle": True,
-                    }
-                elif rows is not None:
-                    options = {
-                        "chunks": (rows,) + data.shape[1:],
-                        "compression": "gzip",
-                        "compression_opts": 1,
+                        **_BLOSC[data.dtype.itemsize > 1],
                     }
                 dataset = group.create_dataset(name, data=data, **options)
-                if name in dims:
-                    dataset.attrs["dimension_names"] = list(dims[name])
-            for name, value in attrs.items():
-                group.attrs[name] = value
+                for axis, dim in enumerate(stored.dims):
+                    dataset.dims[axis].label = dim
+                dataset.attrs.update(stored.attrs)
+            _attach_scales(group)
+            group.attrs.update(attrs)
             group.attrs["complete"] = True
         os.replace(tmp, final)
-        name = f"pending/{final.name}"
-        self._complete[kind][key] = (name, {**attrs, "complete": True})
-        self._pending.add(name)
-        if len(self._pending) >= self.batch_entries:
+        self._complete[kind][key] = (final, {**attrs, "complete": True})
+        self._contents[final] = 1
+        if len(self._pending()) >= self.batch_entries:
             self.consolidate()
+
+    def _pending(self) -> list[Path]:
+        return sorted(p for p in self._contents if p.parent == self.work / "pending")
+
+    def _copy_into(self, dst: h5py.File, sources: list[Path]) -> None:
+        """Copy the entries indexed from ``sources`` into ``dst`` (raw chunks, no recompression)."""
+        for path in sources:
+            with _open(path, "r") as src:
+                for kind in KINDS:
+                    for key in src.get(kind, {}):
+                        if self._complete[kind].get(key, (None,))[0] == path:
+                            src.copy(src[kind][key], dst.require_group(kind), name=key)
+                            _attach_scales(dst[kind][key])
+
+    def _moved(self, sources: list[Path], target: Path) -> None:
+        moved = 0
+        for kind in KINDS:
+            for key, (path, attrs) in self._complete[kind].items():
+                if path in sources:
+                    self._complete[kind][key] = (target, attrs)
+                    moved += 1
+        self._contents = {p: n for p, n in self._contents.items() if p not in sources}
+        self._contents[target] = self._contents.get(target, 0) + moved
 
     def consolidate(self) -> None:
         """Copy all pending entries into a new batch file, rename it, then delete them."""
         self._check_writable()
-        pending = sorted(self._pending)
+        pending = self._pending()
         if not pending:
             return
-        numbers = [int(m.group(1)) for n in _listdir(self.path) if (m := _BATCH.match(n))]
-        batch = f"batch-{max(numbers, default=-1) + 1:06d}.h5"
-        tmp = self.path / f".{batch}.tmp"
+        numbers = [int(m.group(1)) for n in _listdir(self.work) if (m := _BATCH.match(n))]
+        batch = self.work / f"batch-{max(numbers, default=-1) + 1:06d}.h5"
+        tmp = self.work / f".{batch.name}.tmp"
         with _open(tmp, "w") as dst:
-            for name in pending:
-                with _open(self.path / name, "r") as src:
-                    for kind in KINDS:
-                        for key in src.get(kind, {}):
-                            src.copy(src[kind][key], dst.require_group(kind), name=key)
-        os.replace(tmp, self.path / batch)
-        for kind in KINDS:
-            for key, (name, attrs) in self._complete[kind].items():
-                if name in pending:
-                    self._complete[kind][key] = (batch, attrs)
+            self._copy_into(dst, pending)
+        os.replace(tmp, batch)
         self._close_files()
-        for name in pending:
-            (self.path / name).unlink(missing_ok=True)
-        self._pending.clear()
-        log.debug("consolidated %d entries into %s", len(pending), self.path / batch)
+        self._moved(pending, batch)
+        for path in pending:
+            path.unlink(missing_ok=True)
+        log.debug("consolidated %d entries into %s", len(pending), batch)
+
+    def finish(self) -> None:
+        """Assemble the finished part into one file, rename it into place, drop the work folder."""
+        self._check_writable()
+        sources = [p for p in self._contents if p != self.path]
+        if sources or not self.path.is_file():
+            tmp = self.work / _FINAL_TMP
+            with _open(tmp, "w") as dst:
+                dst.attrs.update(self._root_attrs)
+                for kind in KINDS:
+                    dst.require_group(kind)
+                self._copy_into(dst, ([self.path] if self.path.is_file() else []) + sources)
+            self._close_files()
+            os.replace(tmp, self.path)
+            self._moved(sources, self.path)
+        self._close_files()
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.writable = False
 
     def close(self) -> None:
         if self.writable:
-            self.consolidate()
+            self.finish()
         self._close_files()
 
     def _close_files(self) -> None:

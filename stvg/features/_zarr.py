@@ -2,10 +2,14 @@
 
 Layout of ``<split>/part-K-of-N.zarr`` (a plain zarr v3 group, readable with ``zarr.open``)::
 
-    zarr.json
+    zarr.json                         attributes: stvg_layout, stvg_manifest (JSON)
     videos/<key>/zarr.json            attributes: entry_id, ..., complete (written last)
-    videos/<key>/image, motion, ...   arrays (feature maps: one shard, inner chunks of rows)
+    videos/<key>/image, motion, ...   arrays (feature maps: one shard, inner chunks of rows),
+                                      with dimension_names and attributes (units, backbone, ...)
     queries/<key>/...                 the same for query entries
+
+An entry group opens as an xarray Dataset (``xarray.open_zarr(part, group="videos/<key>")``):
+``frame_ids`` is named after its own dimension, so it becomes the index of ``image``.
 
 Why a kill cannot corrupt it: zarr's ``LocalStore`` writes every key (metadata or shard) to a
 temporary ``*.partial`` file and renames it into place, so each file is either old or new, never
@@ -35,11 +39,11 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from stvg.features._cache import Lru
+from stvg.features.contract import BATCH_ENTRIES, KINDS, Attrs, Kind, Rows, StoredArray
 
 log = logging.getLogger(__name__)
 
 SUFFIX = ".zarr"
-KINDS = ("videos", "queries")
 _CACHE_SIZE = 256
 _SMALL_BYTES = 16 * 1024
 
@@ -58,7 +62,10 @@ class ZarrPart:
 
     suffix = SUFFIX
 
-    def __init__(self, path: str | Path, *, writable: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, writable: bool = False, batch_entries: int = BATCH_ENTRIES
+    ) -> None:
+        # batch_entries: nothing to consolidate, every entry is written in place.
         self.path = Path(path)
         self.writable = writable
         self._arrays = Lru(_CACHE_SIZE)  # (kind, key, name) -> open zarr array
@@ -70,6 +77,11 @@ class ZarrPart:
             for kind in KINDS:
                 root.require_group(kind)
         self.scan()
+
+    @classmethod
+    def exists(cls, path: Path) -> bool:
+        """True when a part is at ``path`` (a folder)."""
+        return path.is_dir()
 
     # listing ----------------------------------------------------------------------------------
 
@@ -92,15 +104,15 @@ class ZarrPart:
             self._complete[kind] = done
             self._incomplete[kind] = partial
 
-    def entries(self, kind: str) -> dict[str, dict[str, Any]]:
+    def entries(self, kind: Kind) -> dict[str, Attrs]:
         """``{key: attributes}`` of the complete entries of ``kind`` (``videos`` or ``queries``)."""
         return self._complete[kind]
 
-    def incomplete(self, kind: str) -> list[str]:
+    def incomplete(self, kind: Kind) -> list[str]:
         """Keys of entries of ``kind`` whose completion marker is missing."""
         return self._incomplete[kind]
 
-    def shapes(self, kind: str, key: str) -> dict[str, tuple[int, ...]]:
+    def shapes(self, kind: Kind, key: str) -> dict[str, tuple[int, ...]]:
         """``{array name: shape}`` of one entry, from the arrays' metadata."""
         out = {}
         folder = self.path / kind / key
@@ -112,7 +124,7 @@ class ZarrPart:
 
     # reading ----------------------------------------------------------------------------------
 
-    def _array(self, kind: str, key: str, name: str) -> Any:
+    def _array(self, kind: Kind, key: str, name: str) -> Any:
         handle = (kind, key, name)
         array = self._arrays.recall(handle)
         if array is None:
@@ -121,13 +133,11 @@ class ZarrPart:
             )
         return array
 
-    def length(self, kind: str, key: str, name: str) -> int:
+    def length(self, kind: Kind, key: str, name: str) -> int:
         """The length of the first axis of one stored array."""
         return int(self._array(kind, key, name).shape[0])
 
-    def read(
-        self, kind: str, key: str, name: str, rows: slice | np.ndarray | None = None
-    ) -> np.ndarray:
+    def read(self, kind: Kind, key: str, name: str, rows: Rows = None) -> np.ndarray:
         """One stored array, or a slice / sorted unique ``rows`` of its first axis.
 
         Whole small arrays (frame ids, spans, scales) are cached: each zarr read costs about a
@@ -162,15 +172,12 @@ class ZarrPart:
                 stray.unlink(missing_ok=True)
         return removed
 
-    def write(
-        self,
-        kind: str,
-        key: str,
-        attrs: dict[str, Any],
-        arrays: dict[str, np.ndarray],
-        chunk_rows: dict[str, int | None],
-        dims: dict[str, tuple[str, ...]],
-    ) -> None:
+    def set_attrs(self, attrs: Attrs) -> None:
+        """The part group's own attributes (one atomic rewrite of its ``zarr.json``)."""
+        self._check_writable()
+        zarr.open_group(str(self.path), mode="a").attrs.update(attrs)
+
+    def write(self, kind: Kind, key: str, attrs: Attrs, arrays: dict[str, StoredArray]) -> None:
         """Write one entry: arrays first, then ``attrs`` plus ``complete: true`` (the marker).
 
         An incomplete entry under ``key`` is deleted first; a complete one is an error (the
@@ -186,8 +193,8 @@ class ZarrPart:
             for handle in [h for h in cache if h[:2] == (kind, key)]:
                 del cache[handle]
         group = zarr.open_group(str(folder), mode="w")
-        for name, data in arrays.items():
-            rows = chunk_rows.get(name)
+        for name, stored in arrays.items():
+            data, rows = stored.data, stored.chunk_rows
             shape = data.shape
             if data.dtype.itemsize > 1:
                 codec = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
@@ -205,7 +212,8 @@ class ZarrPart:
                 chunks=chunks,
                 shards=shards,
                 compressors=codec,
-                dimension_names=dims.get(name),
+                dimension_names=stored.dims,
+                attributes=stored.attrs,
                 fill_value=0,
             )
             array[...] = data

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_contents import store_arrays as all_arrays
 from typer.testing import CliRunner
 
 from stvg.cli import app
 from stvg.extract import run
 from stvg.extract.config import preset
 from stvg.extract.plan import parse_shard
-from stvg.features.store import store_arrays as all_arrays
 
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from store_contents import store_arrays
 from typer.testing import CliRunner
 
 from stvg.cli import app
@@ -32,7 +33,7 @@ from stvg.extract.runner import (
     encode_entry,
     extract_entries,
 )
-from stvg.features.store import create_store, store_arrays
+from stvg.features.store import create_store
 
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1, "batch_size": 3}

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_contents import store_arrays as all_arrays
 
 from stvg.extract import run
 from stvg.extract.backbones import build_text_encoder
 from stvg.extract.config import preset
 from stvg.features.store import open_store
-from stvg.features.store import store_arrays as all_arrays
 
 SPLITS = ["train", "val", "test"]
 SMALL = {"td": 4, "clip_size": 32, "n_short": 48, "text_layers": 1}

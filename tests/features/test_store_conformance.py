@@ -139,8 +139,10 @@ def _pause(message: str) -> None:
 def _child(root: str, backend: str, mode: str, first: int, count: int, pause_at: int) -> None:
     """Write entries ``first .. first+count-1``, printing ``done i`` after each; ``mode`` says
     where to stop and wait to be killed: ``arrays`` (inside entry ``pause_at``, after two of its
-    arrays), ``batch-before-rename`` / ``batch-after-rename`` (HDF5 consolidation), ``lock``
-    (right after taking the lock), ``run`` (never: write on; the parent kills at random)."""
+    arrays), ``batch-before-rename`` / ``batch-after-rename`` (HDF5 consolidation),
+    ``final-before-rename`` / ``final-after-rename`` (HDF5: assembling the single file at close),
+    ``lock`` (right after taking the lock), ``run`` (never: write on; the parent kills at random).
+    """
     from stvg.features import _hdf5, _zarr
 
     part_class = _zarr.ZarrPart if backend == "zarr" else _hdf5.Hdf5Part
@@ -165,10 +167,13 @@ def _child(root: str, backend: str, mode: str, first: int, count: int, pause_at:
             return getattr(os, name)
 
         def replace(self, src, dst):
-            if mode == "batch-before-rename" and Path(dst).name.startswith("batch-"):
+            name = Path(dst).name
+            steps = {"batch-": "batch", "part-": "final"}
+            step = next((v for k, v in steps.items() if name.startswith(k)), "")
+            if step and mode == f"{step}-before-rename":
                 _pause("PAUSED")
             os.replace(src, dst)
-            if mode == "batch-after-rename" and Path(dst).name.startswith("batch-"):
+            if step and mode == f"{step}-after-rename":
                 _pause("PAUSED")
 
     _hdf5.os = OsProxy()
@@ -440,12 +445,86 @@ class TestStoreConformance:
         else:
             import h5py
 
-            files = sorted((tmp_path / "s/train/part-0-of-1.h5").glob("batch-*.h5"))
-            with h5py.File(files[0], "r") as f:
+            with h5py.File(tmp_path / "s/train/part-0-of-1.h5", "r") as f:
                 assert bool(f["videos"][key].attrs["complete"])
                 image = f["videos"][key]["image"][()]
         assert image.dtype == np.float16
         np.testing.assert_array_equal(image, a["image"].astype(np.float16))
+
+    def test_backend_implements_the_contract(self, tmp_path, backend):
+        from stvg.features.contract import Part
+        from stvg.features.store import BACKENDS
+
+        part_class = BACKENDS[backend]
+        path = tmp_path / f"part-0-of-1{part_class.suffix}"
+        assert not part_class.exists(path)
+        part = part_class(path, writable=True, batch_entries=2)
+        assert isinstance(part, Part) and part_class.exists(path)
+        part.close()
+        assert part_class.exists(path)
+
+    def test_extra_entry_attributes_round_trip(self, tmp_path, backend):
+        store = create_store(tmp_path / "s", manifest(backend))
+        a = entry_arrays(0)
+        extra = {"fps": 29.97, "source_hash": "ab12", "frames": 300, "flipped": False}
+        with store.writer("train") as w:
+            w.write_video(
+                entry_id(0), a["frame_ids"], a["image"], a["clip_spans"], a["motion"], attrs=extra
+            )
+            w.write_query(make_sample(0), a["text"], a["text_mask"], entry_id(0), attrs={"k": 1})
+            for bad in ({"complete": False}, {"entry_id": "x"}, {"nested": {"a": 1}}, {"n": None}):
+                with pytest.raises(ValueError, match="attribute"):
+                    w.write_video("other@0-1", a["frame_ids"], a["image"], a["clip_spans"],
+                                  a["motion"], attrs=bad)  # fmt: skip
+        reader = open_store(tmp_path / "s")
+        stored = reader.attrs("videos", entry_id(0), "train")
+        assert {k: stored[k] for k in extra} == extra
+        assert type(stored["frames"]) is int and type(stored["flipped"]) is bool
+        assert stored["entry_id"] == entry_id(0) and stored["complete"] is True
+        assert reader.attrs("queries", "s000", "train")["k"] == 1
+        assert reader.entry_ids("train") == [entry_id(0)]
+
+    def test_adding_to_a_finished_part(self, tmp_path, backend):
+        store = create_store(tmp_path / "s", manifest(backend))
+        with store.writer("train") as w:
+            write_entry(w, 0)
+        part = tmp_path / f"s/train/part-0-of-1{'.zarr' if backend == 'zarr' else '.h5'}"
+        before = part.stat()
+        with store.writer("train") as w:  # adds nothing: an HDF5 part is not rewritten
+            write_entry(w, 0, resume=True)
+        after = part.stat()
+        if backend == "hdf5":
+            assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        with store.writer("train") as w:
+            write_entry(w, 1, resume=True)
+        reader = open_store(tmp_path / "s")
+        assert reader.entry_ids("train") == [entry_id(0), entry_id(1)]
+        assert_entry_exact(reader, "train", 0)
+        assert_entry_exact(reader, "train", 1)
+        names = sorted(p.name for p in (tmp_path / "s/train").iterdir())
+        assert names == sorted([part.name, "part-0-of-1.lock"])  # no working folder left
+
+    def test_hdf5_folder_layout_of_earlier_versions(self, tmp_path, backend):
+        if backend != "hdf5":
+            pytest.skip("HDF5 parts only")
+        root = tmp_path / "s"
+        child = start_child(root, backend, "final-before-rename", first=0, count=6)
+        try:
+            wait_for(child, "PAUSED")
+        finally:
+            kill(child)
+        # the working folder is the old layout: batch-*.h5 and pending/ in part-0-of-1.h5/
+        (root / "train/part-0-of-1.h5.work").rename(root / "train/part-0-of-1.h5")
+        store = open_store(root)
+        assert store.info()["videos"] == 6
+        for i in range(6):
+            assert_entry_exact(store, "train", i)
+        with store.writer("train") as w:  # converts it into one file
+            write_entry(w, 6)
+        assert (root / "train/part-0-of-1.h5").is_file()
+        store.refresh()
+        for i in range(7):
+            assert_entry_exact(store, "train", i)
 
     def test_second_writer_on_a_part_is_refused(self, tmp_path, backend):
         root = tmp_path / "s"
@@ -465,7 +544,16 @@ class TestStoreConformance:
         with open_store(root).writer("train", part=(0, 1)) as w:  # the lock died with the child
             write_entry(w, 0)
 
-    @pytest.mark.parametrize("point", ["arrays", "batch-before-rename", "batch-after-rename"])
+    @pytest.mark.parametrize(
+        "point",
+        [
+            "arrays",
+            "batch-before-rename",
+            "batch-after-rename",
+            "final-before-rename",
+            "final-after-rename",
+        ],
+    )
     def test_kill_9_mid_write(self, tmp_path, backend, point):
         if backend == "zarr" and point != "arrays":
             pytest.skip("zarr parts have no consolidation step")
@@ -482,9 +570,15 @@ class TestStoreConformance:
             assert done == [0, 1, 2, 3]
             assert (info["videos"], info["queries"], info["incomplete"]) == (4, 4, 1)
             assert not store.has_video(entry_id(4), "train")
-        else:  # killed consolidating the first 3 pending entries: video 0, query 0, video 1
+        elif point.startswith("batch"):  # consolidating the first 3 entries: v0, q0, v1
             assert done == [0]
             assert (info["videos"], info["queries"], info["incomplete"]) == (2, 1, 0)
+        else:  # every entry written; killed making the single file at close
+            assert done == [0, 1, 2, 3, 4, 5]
+            assert (info["videos"], info["queries"], info["incomplete"]) == (6, 6, 0)
+            part = root / "train/part-0-of-1.h5"
+            assert part.is_file() == (point == "final-after-rename")
+            assert (root / "train/part-0-of-1.h5.work").is_dir()  # the working form is read too
         for i in range(info["queries"]):
             assert_entry_exact(store, "train", i)
         # A rerun completes the store; every entry equals an uninterrupted run's.
@@ -498,9 +592,12 @@ class TestStoreConformance:
         assert (info["videos"], info["queries"], info["incomplete"]) == (6, 6, 0)
         for i in range(6):
             assert_entry_exact(store, "train", i)
-        if backend == "hdf5":
-            assert list((root / "train/part-0-of-1.h5/pending").iterdir()) == []
-            assert not list((root / "train/part-0-of-1.h5").glob(".*.tmp"))
+        if backend == "hdf5":  # one file, nothing else left behind
+            assert sorted(p.name for p in (root / "train").iterdir()) == [
+                "part-0-of-1.h5",
+                "part-0-of-1.lock",
+            ]
+            assert (root / "train/part-0-of-1.h5").is_file()
 
     @pytest.mark.slow
     def test_kill_9_at_random_moments(self, tmp_path, backend):

@@ -38,7 +38,7 @@ def run_stvg(*args: str, timeout: float = 300, env: dict[str, str] | None = None
 
 def store_arrays(root: Path) -> dict[str, np.ndarray]:
     """Every array of a feature store (complete entries), keyed ``split/id/name``."""
-    from stvg.features.store import store_arrays as arrays
+    from store_contents import store_arrays as arrays
 
     return arrays(root)
 
