@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from stvg.progress import bar_disabled
+
 log = logging.getLogger(__name__)
 
 # HC-STVG-sized entries (DESIGN sections 6-7): 20 s videos, 5 fps static grid -> 100 frames of
@@ -476,7 +478,7 @@ def bench_train(quick: bool) -> dict[str, Any]:
         timed(from_ram, warmup)
         timed(from_store, warmup)  # also waits for the workers to start
         seconds = {"ram": 0.0, "store": 0.0}
-        for _ in tqdm(range(blocks), desc="bench train", unit="block"):
+        for _ in tqdm(range(blocks), desc="bench train", unit="block", disable=bar_disabled()):
             seconds["ram"] += timed(from_ram, block_steps)
             seconds["store"] += timed(from_store, block_steps)
         del from_store  # stops the workers

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from stvg.atomic import torch_save_atomic, write_text_atomic
 from stvg.errors import InputError
+from stvg.progress import bar_disabled
 from stvg.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -354,7 +355,7 @@ def run(
         initial=step,
         desc="train",
         unit="step",
-        disable=not (progress and dist.main),
+        disable=bar_disabled(progress and dist.main),
     )
     t0 = time.perf_counter()
     metrics_file = open(out / METRICS, "a") if dist.main else None
