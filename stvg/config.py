@@ -202,26 +202,28 @@ def apply_overrides(
     items: Iterable[str],
     *,
     option: str = "--set",
+    prefix: str = "",
     nested: Mapping[str, type] | None = None,
 ) -> dict[str, Any]:
     """``values`` with each ``key=value`` of ``items`` converted to ``cls``'s field type.
 
     ``nested`` maps a field holding a dict of overrides (e.g. ``"model"``) to the dataclass that
-    types its keys (``model.d_model=64`` -> ``values["model"]["d_model"] = 64``). Raises
-    :class:`InputError` naming the override for an unknown key or a value that does not fit.
+    types its keys (``model.d_model=64`` -> ``values["model"]["d_model"] = 64``). ``prefix`` is
+    what the user typed before each key (``"extract."`` for ``--set extract.td=8``), for messages.
+    Raises :class:`InputError` naming the override for an unknown key or a value that does not fit.
     """
     nested = dict(nested or {})
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
     fields = field_types(cls)
     for item in items:
         key, text = split_override(item, option)
+        said = f"{option} {prefix}{key}={text}"
         head, dot, rest = key.partition(".")
         if dot and head in nested:
             inner = field_types(nested[head])
             if rest not in inner:
                 raise InputError(
-                    f"{option} {key}={text}: unknown setting {rest!r} of {head}; "
-                    f"known: {', '.join(sorted(inner))}"
+                    f"{said}: unknown setting {rest!r} of {head}; known: {', '.join(sorted(inner))}"
                 )
             target, name, tp = out.setdefault(head, {}), rest, inner[rest]
         elif key in fields and key not in nested:
@@ -239,12 +241,17 @@ def apply_overrides(
         try:
             target[name] = parse_value(text, tp)
         except ValueError as error:
-            raise InputError(f"{option} {key}={text}: {error}") from None
+            raise InputError(f"{said}: {error}") from None
     return out
 
 
 def build(
-    cls: type[T], values: Mapping[str, Any], items: Iterable[str] = (), *, option: str = "--set"
+    cls: type[T],
+    values: Mapping[str, Any],
+    items: Iterable[str] = (),
+    *,
+    option: str = "--set",
+    prefix: str = "",
 ) -> T:
     """``cls(**values)``; a :class:`SettingError` on a key that one of ``items`` (the overrides
     that produced ``values``) set is reworded to name that override as typed."""
@@ -256,5 +263,6 @@ def build(
         return cls(**values)
     except SettingError as error:
         if error.key in typed:
-            raise InputError(f"{option} {error.key}={typed[error.key]}: {error.problem}") from None
+            said = f"{option} {prefix}{error.key}={typed[error.key]}"
+            raise InputError(f"{said}: {error.problem}") from None
         raise

@@ -3,6 +3,12 @@
 Each command module (``stvg/cli/<command>.py``) holds typed signatures with docstrings (the
 ``--help`` text) and calls one plain function of the package. :func:`command` turns stvg's
 :class:`~stvg.errors.InputError` into a one-paragraph message on stderr and exit code 2.
+
+Conventions shared by every command: ``-h`` / ``--help``; ``--json`` prints JSON on stdout
+(instead of the text form) and ``--json-out FILE`` writes it to a file; ``--device`` takes
+``auto`` (the default: cuda when the machine has one); options with a fixed set of values list
+them in ``--help``; progress bars are drawn only when stderr is a terminal and never with the
+global ``--quiet``.
 """
 
 from __future__ import annotations
@@ -14,9 +20,13 @@ from typing import Any, TypeVar
 
 import typer
 
+from stvg import __version__
 from stvg.errors import InputError
+from stvg.progress import set_quiet
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+HELP = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="stvg",
@@ -24,20 +34,41 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: docstrings as written, flags shown as flags
+    context_settings=HELP,
 )
 data_app = typer.Typer(
-    help="Annotations: convert, inspect and generate data sets.", no_args_is_help=True
+    help="Annotations: convert, inspect and generate data sets.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=HELP,
 )
 app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stvg {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Log warnings and errors only."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Log warnings and errors only; no progress bars."
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    set_quiet(quiet)
 
 
 def fail(error: InputError | str, code: int = 2) -> typer.Exit:

@@ -132,20 +132,23 @@ def preset(dataset: str, **overrides: Any) -> ExtractConfig:
     return resolve(dataset, [], **overrides)
 
 
-def resolve(dataset: str, items: list[str] | None = None, **overrides: Any) -> ExtractConfig:
+def resolve(
+    dataset: str, items: list[str] | None = None, *, prefix: str = "", **overrides: Any
+) -> ExtractConfig:
     """The preset for ``dataset``, then ``overrides`` (Python values; ``None`` ignored: the
     CLI's named options), then ``items`` (``--set key=value`` strings, typed by the field).
 
-    Raises :class:`InputError` naming ``--dataset``, the option or the override at fault.
+    Raises :class:`InputError` naming ``--dataset``, the option or the override at fault
+    (``prefix``: what precedes the keys in ``--set``, e.g. ``"extract."`` for the pipeline).
     """
     if dataset not in PRESETS:
         raise InputError(f"--dataset {dataset}: expected one of {', '.join(DATASETS)}")
     items = list(items or [])
     values = {"dataset": dataset, **PRESETS[dataset]}
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values = apply_overrides(ExtractConfig, values, items)
+    values = apply_overrides(ExtractConfig, values, items, prefix=prefix)
     try:
-        return build(ExtractConfig, values, items)
+        return build(ExtractConfig, values, items, prefix=prefix)
     except SettingError as error:
         if overrides.get(error.key) is None:
             raise

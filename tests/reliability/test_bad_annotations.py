@@ -374,7 +374,7 @@ def test_predictions_mangles(workdir, data):
     file.write_bytes(raw)
     out = case / "metrics.json"
     args = ["-q", "score", "--annotations", str(FIXTURES / "vidstg" / "normalized.json")]
-    args += ["--predictions", str(file), "--json", str(out)]
+    args += ["--predictions", str(file), "--json-out", str(out)]
     result = runner.invoke(app, args)
     result.json_path = out
     # A mangled box or span may legitimately score; the count must still be every query.
