@@ -186,9 +186,7 @@ class FeatureStore:
         is one ``write`` of one line. ``split``, the time (UTC, ISO 8601) and the pid are added.
         """
         line = {"split": split, **record}
-        line.setdefault(
-            "time", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        )
+        line.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
         line.setdefault("pid", os.getpid())
         data = (json.dumps(line, sort_keys=False, default=str) + "\n").encode("utf-8")
         fd = os.open(self.root / FAILURES_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

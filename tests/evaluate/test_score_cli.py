@@ -183,7 +183,9 @@ def test_cli_tubedetr_vidstg_perfect_predictions(tmp_path):
             "boxes": boxes,
         }
     out = tmp_path / "out.json"
-    result = run("--annotations", VIDSTG, "--predictions", write(tmp_path, preds), "--json-out", out)
+    result = run(
+        "--annotations", VIDSTG, "--predictions", write(tmp_path, preds), "--json-out", out
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["declarative"]["count"] == 3 and data["interrogative"]["count"] == 2
