@@ -188,11 +188,11 @@ def check_fields(obj: Any, where: str = "") -> None:
             raise SettingError(name, value, f"expected {describe(tp)}", where=where)
 
 
-def split_override(item: str, option: str = "--set") -> tuple[str, str]:
+def split_override(item: str, option: str = "--set", prefix: str = "") -> tuple[str, str]:
     """``"key=value"`` -> ``("key", "value")`` (the value may itself contain ``=``)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise InputError(f"{option} {item}: expected key=value")
+        raise InputError(f"{option} {prefix}{item}: expected key=value")
     return key.strip(), text
 
 
@@ -216,7 +216,7 @@ def apply_overrides(
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
     fields = field_types(cls)
     for item in items:
-        key, text = split_override(item, option)
+        key, text = split_override(item, option, prefix)
         said = f"{option} {prefix}{key}={text}"
         head, dot, rest = key.partition(".")
         if dot and head in nested:
@@ -232,12 +232,8 @@ def apply_overrides(
             known = ", ".join(sorted(k for k in fields if k not in nested))
             extra = "".join(f" and {n}.*" for n in nested)
             if key in nested:
-                raise InputError(
-                    f"{option} {key}={text}: set its keys one by one ({key}.KEY=VALUE)"
-                )
-            raise InputError(
-                f"{option} {key}={text}: unknown setting {key!r}; known: {known}{extra}"
-            )
+                raise InputError(f"{said}: set its keys one by one ({key}.KEY=VALUE)")
+            raise InputError(f"{said}: unknown setting {key!r}; known: {known}{extra}")
         try:
             target[name] = parse_value(text, tp)
         except ValueError as error:
@@ -257,7 +253,7 @@ def build(
     that produced ``values``) set is reworded to name that override as typed."""
     typed = {}
     for item in items:
-        key, text = split_override(item, option)
+        key, text = split_override(item, option, prefix)
         typed[key] = text
     try:
         return cls(**values)

@@ -38,7 +38,7 @@ def bench_extract_command(
     ),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """Extraction speed through the runner / the bare backbone forward.
+    """Extraction speed: the runner / the bare backbone forward.
 
     Frames per second on the same inputs. Prints one JSON line: {"ratio_vs_backbone": x, ...}
     (goal >= 0.9), with the time breakdown, and (full mode) the speed knobs, HC-STVG store

@@ -72,7 +72,7 @@ def synth_command(
         False, "--force", help="Replace a set in --out that was made with other settings."
     ),
 ) -> None:
-    """Generate the synthetic benchmark: small videos with exact tubes.
+    """Generate the synthetic benchmark: videos with exact tubes.
 
     Renders colored shapes that walk, jump, stop, spin, enter and leave, with one query per
     named action and exact boxes; kinds easy / static_ambiguous / dynamic_ambiguous in about
