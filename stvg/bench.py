@@ -1,4 +1,4 @@
-"""``stvg bench``: the measured ratios of DESIGN section 10, quoted in BENCHMARKS.md.
+"""``stvg bench``: the measured ratios of docs/design.md section 10, quoted in BENCHMARKS.md.
 
 Each figure is one plain function returning a JSON-able dict; every ratio compares two
 measurements taken in the same run on the same inputs (absolute times on a shared CPU mean
@@ -35,9 +35,9 @@ from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
-# HC-STVG-sized entries (DESIGN sections 6-7): 20 s videos, 5 fps static grid -> 100 frames of
-# 1080x1920 resized to 320x568 -> C5 10x18 (stride 32); Td 16 SlowFast clips at 256 -> 16x16
-# (stride 16, dilated res5); a 20-token query of RoBERTa-base states.
+# HC-STVG-sized entries (docs/design.md sections 6-7): 20 s videos, 5 fps static grid ->
+# 100 frames of 1080x1920 resized to 320x568 -> C5 10x18 (stride 32); Td 16 SlowFast clips
+# at 256 -> 16x16 (stride 16, dilated res5); a 20-token query of RoBERTa-base states.
 HCSTVG_SECONDS = 20.0
 HCSTVG_IMAGE = (100, 2048, 10, 18)
 HCSTVG_MOTION = (16, 2304, 16, 16)
@@ -86,9 +86,9 @@ def _quick_config() -> dict[str, Any]:
 def recalibrate_batchnorm(body: nn.Module, x: Any) -> None:
     """AdaBN on a random network: BatchNorm running statistics from one pass over ``x``.
 
-    Random ResNet101 C5 overflows float16 (DESIGN section 6) and the store refuses such values;
-    the benchmark only needs values in range, and speed does not depend on them. ``body`` is put
-    back in eval mode.
+    Random ResNet101 C5 overflows float16 (docs/design.md section 6) and the store refuses such
+    values; the benchmark only needs values in range, and speed does not depend on them.
+    ``body`` is put back in eval mode.
     """
     norms = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for m in norms:

@@ -1,4 +1,4 @@
-"""Read, check and write predictions in ``stvg-predictions/1`` (DESIGN section 4).
+"""Read, check and write predictions in ``stvg-predictions/1`` (docs/design.md section 4).
 
 A document maps each ``sample_id`` to one predicted tube::
 

@@ -110,9 +110,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "hcstvg-v1": {"n_short": 320, "td": 16},
     "hcstvg-v2": {"n_short": 320, "td": 16},
     "normalized": {},
-    # The offline demo: random networks keep little of a frame (DESIGN section 6), so weight-free
-    # encoders: pixel cells and per-cell optical flow (stride 16); small frames and clips. The
-    # text encoder is random RoBERTa (2 layers): captions need only be told apart.
+    # The offline demo: random networks keep little of a frame (docs/design.md section 6), so
+    # weight-free encoders: pixel cells and per-cell optical flow (stride 16); small frames and
+    # clips. The text encoder is random RoBERTa (2 layers): captions need only be told apart.
     "synthetic": {
         "image_backbone": "pixels",
         "image_layer": "layer3",

@@ -1,6 +1,6 @@
 """The feature store: one contract over zarr and HDF5, written by extraction, read by training.
 
-Layout (DESIGN section 7)::
+Layout (docs/design.md section 7)::
 
     <root>/manifest.json                    what made the features (stvg.features.manifest)
     <root>/failures.jsonl                   one JSON line per video that could not be extracted
@@ -495,7 +495,8 @@ def _check_features(name: str, x: Any, ndim: int, entry: str, file: Path) -> np.
         sample=entry,
         field=name,
         hint="Such values usually come from random weights at a deep cut (random ResNet101 C5 "
-        "overflows float16, DESIGN section 6): use a shallower image layer or recalibrate BatchNorm",
+        "overflows float16, docs/design.md section 6): use a shallower image layer or recalibrate "
+        "BatchNorm",
     )
 
 

@@ -12,8 +12,9 @@ Data order is a function of ``(seed, epoch)`` only: epoch ``e`` visits the train
 ``randperm(n, generator=seed + e)`` order, rank ``r`` of ``W`` taking every W-th batch (the
 epoch's batches padded by wrap-around to a multiple of W, so ranks step together). A resumed
 run therefore skips the batches its epoch had already done and sees exactly what an uninterrupted
-run would; with ``deterministic`` the final weights match it (DESIGN section 11). Batches come
-from a DataLoader with ``num_workers`` processes that read the store lazily, ahead of the step.
+run would; with ``deterministic`` the final weights match it (docs/design.md section 11).
+Batches come from a DataLoader with ``num_workers`` processes that read the store lazily,
+ahead of the step.
 
 Several GPUs: the same command under ``torchrun --nproc_per_node N`` uses DistributedDataParallel
 (nccl on CUDA, gloo on CPU); only rank 0 writes files and validates.

@@ -1,4 +1,4 @@
-"""Bad annotation and predictions files, property-based (DESIGN section 11, issue 6 item 2).
+"""Bad annotation and predictions files, property-based (docs/design.md section 11, issue 6 item 2).
 
 Every loader starts from a valid hand-made document (the files in ``tests/fixtures``) and gets
 one mangle: a key dropped, a value of the wrong type, a NaN / negative / huge number, a box with
