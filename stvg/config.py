@@ -90,7 +90,9 @@ def describe(tp: Any) -> str:
         return "one of " + ", ".join(str(c) for c in choices)
     origin = typing.get_origin(tp)
     if origin is list:
-        return f"a list of {describe(typing.get_args(tp)[0])}"
+        plural = {int: "integers", float: "numbers", str: "strings"}
+        (item,) = typing.get_args(tp)
+        return f"a list of {plural.get(item, describe(item))} (e.g. 1,2,3)"
     if origin is dict or tp is dict:
         return "a mapping"
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

@@ -67,7 +67,7 @@ def test_parse_value_converts_to_the_annotated_type(text, tp, value):
         ("2.5", int, "expected an integer"),
         ("maybe", bool, "expected true or false"),
         ("c", Literal["a", "b"], "expected one of a, b"),
-        ("1,x", list[int], "expected a list of an integer"),
+        ("1,x", list[int], r"expected a list of integers \(e.g. 1,2,3\)"),
     ],
 )
 def test_parse_value_refuses_with_what_was_expected(text, tp, words):

@@ -53,11 +53,14 @@ def pipeline_command(
     """
     from stvg.config import apply_overrides
     from stvg.device import resolve_device
+    from stvg.errors import InputError
     from stvg.extract.config import ExtractConfig
     from stvg.extract.config import resolve as resolve_extract
     from stvg.pipelines.benchmark import PipelineConfig, format_report, run_pipeline
     from stvg.train.config import resolve as resolve_train
 
+    if data_root is not None and not data_root.is_dir():
+        raise InputError(f"--data-root {data_root}: no such folder")
     extract_items = [i[len("extract.") :] for i in set_ if i.startswith("extract.")]
     train_items = [i.removeprefix("train.") for i in set_ if not i.startswith("extract.")]
     # Check every setting now, not after minutes of earlier steps.

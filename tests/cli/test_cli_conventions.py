@@ -176,6 +176,8 @@ def test_missing_files_and_folders_are_named(tmp_path):
           "--device", "cpu"], "missing"),
         (["features", "info", missing], "missing"),
         (["plot", missing], "missing"),
+        (["pipeline", "--dataset", "vidstg", "--data-root", missing, "--out", tmp_path / "p"],
+         "--data-root"),
     ]  # fmt: skip
     for args, name in cases:
         result = runner.invoke(app, [str(a) for a in args])
