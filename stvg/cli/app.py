@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from stvg import __version__
 from stvg.errors import InputError
@@ -28,8 +29,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 HELP = {"help_option_names": ["-h", "--help"]}
 
+# click's UsageError, found through typer's public BadParameter (typer may vendor click).
+_UsageError: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
+
+class _OneLineUsageError(_UsageError):  # type: ignore[misc, valid-type]
+    """A usage error shown as one line on stderr, in the form of :class:`InputError`."""
+
+    def show(self, file: Any = None) -> None:
+        typer.echo(f"Bad input: {self.format_message()}", err=True)
+
+
+class StvgGroup(TyperGroup):
+    """The root command group: a wrong word or a missing option of any command (a choice not
+    offered, a value of the wrong type) ends as one line naming the option, exit code 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _UsageError as error:
+            if isinstance(error, _OneLineUsageError) or type(error).__name__ == "NoArgsIsHelpError":
+                raise
+            text = error.format_message().replace("Value error, ", "").rstrip(".")
+            where = getattr(error, "ctx", None)
+            hint = f" (see '{where.command_path} -h')" if where is not None else ""
+            raise _OneLineUsageError(f"{text}{hint}.", ctx=where) from None
+
+
 app = typer.Typer(
     name="stvg",
+    cls=StvgGroup,
     help="Spatio-temporal video grounding: extract features once, train from cache, score exactly.",
     no_args_is_help=True,
     add_completion=False,

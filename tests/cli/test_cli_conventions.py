@@ -106,7 +106,22 @@ def test_flags_have_no_meaningless_negative_and_choices_are_listed():
     ],
 )  # fmt: skip
 def test_words_not_offered_are_refused_by_option(args, names):
-    assert_refused(runner.invoke(app, args), *names)
+    result = runner.invoke(app, args)
+    assert_refused(result, *names)
+    # one line in the form of every other input error, pointing at the command's help
+    assert result.stderr.strip().startswith("Bad input: Invalid value for")
+    assert "\n" not in result.stderr.strip() and "-h')" in result.stderr
+
+
+def test_unknown_commands_options_and_missing_options_are_one_line():
+    for args, name in [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["score", "--frames", "3"], "No such option: --frames"),
+        (["extract", "--dataset", "synthetic"], "Missing option '--data-root'"),
+    ]:
+        result = runner.invoke(app, args)
+        assert_refused(result, name)
+        assert result.stderr.strip().startswith("Bad input:") and "\n" not in result.stderr.strip()
 
 
 @pytest.mark.parametrize(
