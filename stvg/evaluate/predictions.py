@@ -85,7 +85,7 @@ def make_provenance(**fields: Any) -> dict[str, Any]:
 
     out = {key: value for key, value in fields.items() if value is not None}
     out["stvg_version"] = __version__
-    out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return out
 
 

@@ -89,6 +89,17 @@ def test_flags_have_no_meaningless_negative_and_choices_are_listed():
     assert "<synth|extract|train|predict|score>" in pipeline
 
 
+def test_choice_lists_in_the_cli_match_the_library():
+    from typing import get_args
+
+    from stvg.cli.predictions import PeerFormat
+    from stvg.cli.score import Protocol
+    from stvg.evaluate.peer_formats import FORMATS
+    from stvg.evaluate.protocols import PROTOCOLS
+
+    assert get_args(PeerFormat) == FORMATS and get_args(Protocol) == PROTOCOLS
+
+
 @pytest.mark.parametrize(
     "args, names",
     [
