@@ -126,7 +126,7 @@ def test_train_overrides_are_typed_and_checked():
     cases = [
         ("lr=abc", "--set lr=abc: expected a number"),
         ("lr_schedule=cosin", "--set lr_schedule=cosin: expected one of constant, cosine"),
-        ("lr=0", "--set lr=0: must be > 0"),
+        ("lr=-1e-4", "--set lr=-1e-4: must be >= 0"),
         ("batch_size=0", "--set batch_size=0: must be >= 1"),
         ("ema_decay=1.5", "--set ema_decay=1.5: must be in [0, 1)"),
         ("model.collab=both", "--set model.collab=both: expected one of none, s2d"),

@@ -97,7 +97,8 @@ class TrainConfig:
         for key in ("max_steps", "global_batch"):
             value = getattr(self, key)
             require(value is None or value >= 1, key, value, "must be >= 1 (or none)", where)
-        require(self.lr > 0, "lr", self.lr, "must be > 0", where)
+        # lr 0 is allowed: the weights then stay as initialized (tests of --init use it)
+        require(self.lr >= 0, "lr", self.lr, "must be >= 0", where)
         require(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "must be in [0, 1)", where)
         for key in ("weight_decay", "grad_clip", "warmup_steps", "num_workers") + tuple(
             f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att")

@@ -141,7 +141,7 @@ def test_unknown_commands_options_and_missing_options_are_one_line():
         (["train", "--set", "lr=abc"], ["--set lr=abc", "expected a number"]),
         (["train", "--set", "lr_schedule=cosin"],
          ["--set lr_schedule=cosin", "expected one of constant, cosine"]),
-        (["train", "--set", "lr=-1"], ["--set lr=-1", "must be > 0"]),
+        (["train", "--set", "lr=-1"], ["--set lr=-1", "must be >= 0"]),
         (["train", "--set", "epoch=3"], ["--set epoch=3", "unknown setting 'epoch'"]),
         (["train", "--set", "model.collab=both"], ["--set model.collab=both", "expected one of"]),
         (["train", "--set", "lr"], ["--set lr", "expected key=value"]),
