@@ -1,6 +1,6 @@
 """stvg: spatio-temporal video grounding, as extract -> train -> score.
 
-Conventions used everywhere (DESIGN section 3):
+Conventions used everywhere (docs/design.md section 3):
 
 * frame ids are 0-based native frame indices of the decoded video;
 * spans are half-open ``[start, end)`` in frame ids;

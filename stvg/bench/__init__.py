@@ -1,4 +1,4 @@
-"""``stvg bench``: the measured ratios of DESIGN section 10, quoted in BENCHMARKS.md.
+"""``stvg bench``: the measured ratios of docs/design.md section 10, quoted in BENCHMARKS.md.
 
 Each figure is one plain function returning a JSON-able dict; every ratio compares two
 measurements taken in the same run on the same inputs (absolute times on a shared CPU mean

@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from stvg.bench.timer import Timer
+from stvg.progress import bar_disabled
 
 IMAGE_CHUNK = 8  # frames per ResNet101 forward/backward when fine-tuning
 BACKBONE_LR = 1e-5  # CSDVL supplementary B.1, image and text encoders
@@ -155,7 +156,9 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
             k: [] for k in ("decode", "forward", "video", "heads", "tune", "read")
         }
         items = []
-        for n, entry in enumerate(tqdm(entries, desc="bench e2e: end to end", unit="sample")):
+        for n, entry in enumerate(
+            tqdm(entries, desc="bench e2e: end to end", unit="sample", disable=bar_disabled())
+        ):
             flops.active = n == 0  # count on the warm-up sample (not timed)
             with Timer() as decode:
                 decoded = decode_entry(entry, config, encoders)

@@ -64,7 +64,7 @@ def _quick_config() -> dict[str, Any]:
 def recalibrate_batchnorm(body: nn.Module, x: Any) -> None:
     """AdaBN on a random network: BatchNorm running statistics from one pass over ``x``.
 
-    Random ResNet101 C5 overflows float16 (DESIGN section 6) and the store refuses such values;
+    Random ResNet101 C5 overflows float16 (docs/design.md section 6) and the store refuses such values;
     the benchmark only needs values in range, and speed does not depend on them. ``body`` is put
     back in eval mode.
     """

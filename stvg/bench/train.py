@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from stvg.bench.timer import Timer
+from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def bench_train(quick: bool) -> dict[str, Any]:
         timed_steps(from_ram, WARMUP_STEPS)
         timed_steps(from_store, WARMUP_STEPS)  # also waits for the workers to start
         seconds = {"ram": 0.0, "store": 0.0}
-        for _ in tqdm(range(blocks), desc="bench train", unit="block"):
+        for _ in tqdm(range(blocks), desc="bench train", unit="block", disable=bar_disabled()):
             seconds["ram"] += timed_steps(from_ram, block_steps)
             seconds["store"] += timed_steps(from_store, block_steps)
         del from_store  # stops the workers

@@ -1,4 +1,4 @@
-"""``stvg bench``: measured ratios (DESIGN section 10), as quoted in BENCHMARKS.md."""
+"""``stvg bench``: the measured ratios of docs/design.md section 10, as quoted in BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -6,25 +6,32 @@ from pathlib import Path
 
 import typer
 
-from stvg.cli.app import app, command
+from stvg.cli.app import HELP, app, command
 
 bench_app = typer.Typer(
-    help="Measure the ratios of DESIGN section 10 on this machine.", no_args_is_help=True
+    help="Measure stvg's speed ratios on this machine.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=HELP,
 )
 app.add_typer(bench_app, name="bench")
+
+_JSON_OUT = "Also write the result as JSON to this file."
 
 
 @bench_app.command("extract")
 @command
 def bench_extract_command(
-    quick: bool = typer.Option(False, help="Tiny light encoders: seconds instead of minutes."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Tiny light encoders: seconds instead of minutes."
+    ),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """Extraction frames/s through the real runner vs the bare backbone forward, same inputs.
+    """Extraction speed: the runner / the bare backbone forward.
 
-    Prints one JSON line: {"ratio_vs_backbone": x, ...} (goal >= 0.9), with the time breakdown,
-    and (full mode) the speed knobs, HC-STVG store bytes (float16 vs int8) and zarr vs HDF5
-    random reads.
+    Frames per second on the same inputs. Prints one JSON line: {"ratio_vs_backbone": x, ...}
+    (goal >= 0.9), with the time breakdown, and (full mode) the speed knobs, HC-STVG store
+    bytes (float16 vs int8) and zarr vs HDF5 random reads.
     """
     from stvg.bench.extract import bench_extract
     from stvg.bench.report import report
@@ -35,10 +42,10 @@ def bench_extract_command(
 @bench_app.command("train")
 @command
 def bench_train_command(
-    quick: bool = typer.Option(False, help="Fewer videos and steps: about a minute."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer videos and steps: about a minute."),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """Training step time with features in RAM / the same step reading the store lazily.
+    """Training step time with features in RAM / reading the store.
 
     Prints one JSON line: {"ratio_store_vs_ram": x, ...} (goal >= 0.95), same model and
     batches, the store read by DataLoader workers as `stvg train` does.
@@ -52,13 +59,16 @@ def bench_train_command(
 @bench_app.command("e2e")
 @command
 def bench_e2e_command(
-    quick: bool = typer.Option(False, help="A scaled setting (Ts 8, Td 4, small frames)."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+    quick: bool = typer.Option(
+        False, "--quick", help="A scaled setting (Ts 8, Td 4, small frames)."
+    ),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """Cost per training sample end to end (decode + backbones + heads) / heads from cache.
+    """Cost per training sample end to end / heads from cache.
 
-    Prints one JSON line: {"ratio_end_to_end_vs_cached": x, ...} (goal >= 20). Backbones:
-    ResNet101 C5, SlowFast R50, RoBERTa-base with random weights; heads: CSDVL d=256 N=6.
+    End to end = decode + backbones + heads. Prints one JSON line:
+    {"ratio_end_to_end_vs_cached": x, ...} (goal >= 20). Backbones: ResNet101 C5, SlowFast R50,
+    RoBERTa-base with random weights; heads: CSDVL d=256 N=6.
     """
     from stvg.bench.e2e import bench_e2e
     from stvg.bench.report import report

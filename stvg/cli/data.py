@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -13,7 +13,8 @@ from stvg.data.convert import convert
 from stvg.data.formats import FORMATS, load_annotations
 from stvg.data.stats import annotation_stats
 
-_FORMAT_HELP = f"Force a format ({', '.join(FORMATS)}); detected from content by default."
+Format = Literal[FORMATS]  # type: ignore[valid-type]
+_FORMAT_HELP = "Force the annotation format; detected from content by default."
 _BOXES_HELP = "VidOR box directory (raw VidSTG only); without it VidSTG is sentence-only."
 
 
@@ -35,11 +36,11 @@ def format_stats(stats: dict[str, Any]) -> str:
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-@data_app.command("stats")
+@data_app.command("stats", short_help="Count videos and queries; mean lengths.")
 @command
 def stats_command(
     annotations: Path = typer.Option(..., "--annotations", help="Annotation file, any format."),
-    format: str | None = typer.Option(None, "--format", help=_FORMAT_HELP),
+    format: Format | None = typer.Option(None, "--format", help=_FORMAT_HELP),
     boxes_dir: Path | None = typer.Option(None, "--boxes-dir", help=_BOXES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -48,12 +49,12 @@ def stats_command(
     typer.echo(json.dumps(stats) if as_json else format_stats(stats))
 
 
-@data_app.command("convert")
+@data_app.command("convert", short_help="Write annotations as stvg-annotations/1.")
 @command
 def convert_command(
     src: Path = typer.Argument(..., help="Annotation file to convert, any known format."),
     out: Path = typer.Option(..., "--out", help="Where to write stvg-annotations/1 JSON."),
-    format: str | None = typer.Option(None, "--format", help=_FORMAT_HELP),
+    format: Format | None = typer.Option(None, "--format", help=_FORMAT_HELP),
     boxes_dir: Path | None = typer.Option(None, "--boxes-dir", help=_BOXES_HELP),
 ) -> None:
     """Write annotations in stvg's normalized format (stvg-annotations/1)."""

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from stvg.cli.app import app, command
+from stvg.device import DEVICE_HELP
+from stvg.extract.config import Dataset, ImageBackbone, ImageLayer, VideoBackbone
+
+Backend = Literal["zarr", "hdf5"]
+Dtype = Literal["float16", "int8"]
 
 
-@app.command("extract")
+@app.command("extract", short_help="Stage one: backbone features of every video, stored once.")
 @command
 def extract_command(
-    dataset: str = typer.Option(
-        ..., help="vidstg, hcstvg-v1, hcstvg-v2, synthetic or normalized (sets the preset)."
-    ),
+    dataset: Dataset = typer.Option(..., help="The data set (sets the preset)."),
     data_root: Path = typer.Option(
         ..., help="Dataset folder (for synthetic: what `stvg data synth` wrote)."
     ),
@@ -25,57 +29,78 @@ def extract_command(
     ),
     boxes_dir: Path = typer.Option(None, help="VidSTG: the VidOR box annotation folder."),
     split: list[str] = typer.Option(["train", "val", "test"], help="Splits to extract (repeat)."),
-    backend: str = typer.Option("zarr", help="zarr or hdf5."),
+    backend: Backend = typer.Option("zarr", help="Store format."),
     weights: str = typer.Option(
         None, help="pretrained, random, a local checkpoint PATH, or mdetr:PATH (image and text)."
     ),
-    device: str = typer.Option("cpu", help="cpu or cuda[:N]."),
-    batch_size: int = typer.Option(16, help="Frames (or clips) per backbone forward."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    batch_size: int = typer.Option(16, min=1, help="Frames (or clips) per backbone forward."),
     pack: bool = typer.Option(
         True,
+        "--pack/--no-pack",
         help="Fill backbone batches with the frames (clips) of several videos; the stored "
         "values are the same either way.",
     ),
-    dtype: str = typer.Option(
-        "float16", help="float16, or int8 (per-channel scales, < half the bytes)."
+    dtype: Dtype = typer.Option(
+        "float16",
+        help="Stored values: int8 has per-channel scales and takes less than half the bytes.",
     ),
-    image_backbone: str = typer.Option(
-        None, help="resnet101 (paper), resnet50, resnet18 or pixels (no weights)."
+    image_backbone: ImageBackbone | None = typer.Option(
+        None,
+        help="resnet101 is the paper's; pixels needs no weights.",
     ),
-    image_layer: str = typer.Option(None, help="layer4 (C5, paper), layer3 or layer2."),
+    image_layer: ImageLayer | None = typer.Option(None, help="layer4 (C5) is the paper's."),
     n_short: int = typer.Option(None, help="Static frames: shorter side at most this many pixels."),
-    video_backbone: str = typer.Option(
-        None, help="slowfast_r50_detection (AVA), slowfast_r101, framediff_resnet18 or pixelflow."
+    video_backbone: VideoBackbone | None = typer.Option(
+        None,
+        help="slowfast_r50_detection (AVA) is the paper's; pixelflow needs no weights.",
     ),
     td: int = typer.Option(None, help="Number of clips per segment (Td)."),
     clip_size: int = typer.Option(None, help="Clip frames are padded square and resized to this."),
     text_layers: int = typer.Option(None, help="RoBERTa layers to run (12 = roberta-base)."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override any extraction setting: key=value (repeat), e.g. target_fps=2, "
+        "max_frames=100, max_text_len=32.",
+    ),
     shard: str = typer.Option(
         None, help="K/N: extract every N-th entry from K (default: SLURM array variables, or 0/1)."
     ),
     scheduler: str = typer.Option(None, help="dask.distributed scheduler address."),
     dask_workers: int = typer.Option(
-        None, help="Start a local dask cluster of N worker processes."
+        None, min=1, help="Start a local dask cluster of N worker processes."
     ),
-    skip_failed: bool = typer.Option(False, help="Do not retry videos recorded in failures.jsonl."),
-    amp: bool = typer.Option(False, help="Autocast (bf16 on CPU, fp16 on CUDA)."),
-    channels_last: bool = typer.Option(False, help="channels_last memory format for the CNNs."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the summary as JSON here."),
+    skip_failed: bool = typer.Option(
+        False, "--skip-failed", help="Do not retry videos recorded in failures.jsonl."
+    ),
+    amp: bool = typer.Option(False, "--amp", help="Autocast (bf16 on CPU, fp16 on CUDA)."),
+    channels_last: bool = typer.Option(
+        False, "--channels-last", help="channels_last memory format for the CNNs."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    json_out: Path = typer.Option(None, "--json-out", help="Also write the summary JSON here."),
 ) -> None:
-    """Decode each video once, run the frozen backbones, write a sharded feature store.
+    """Decode each video once, run the frozen backbones, write a feature store.
 
     Resumable: a rerun skips complete entries. A video that cannot be decoded is recorded in
     the store's failures.jsonl and the others go on; the exit code is then 3.
     """
+    from stvg.atomic import write_json_atomic
+    from stvg.device import resolve_device
+    from stvg.errors import InputError
     from stvg.extract import run
-    from stvg.extract.config import preset
+    from stvg.extract.config import resolve
     from stvg.extract.plan import parse_shard
 
-    config = preset(
+    if not data_root.is_dir():
+        raise InputError(f"--data-root {data_root}: no such folder")
+    config = resolve(
         dataset,
+        list(set_),
         backend=backend,
         weights=weights,
-        device=device,
+        device=resolve_device(device),
         batch_size=batch_size,
         dtype=dtype,
         image_backbone=image_backbone,
@@ -103,12 +128,15 @@ def extract_command(
     )
     report = summary.to_json()
     if json_out is not None:
-        json_out.write_text(json.dumps(report, indent=1) + "\n")
-    typer.echo(
-        f"{report['new_videos']} new videos, {report['skipped']} skipped (complete), "
-        f"{report['failed']} failed, {report['queries']} queries, {report['frames']} frames "
-        f"in {report['seconds']:.1f} s -> {out}"
-    )
+        write_json_atomic(json_out, report, indent=1)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo(
+            f"{report['new_videos']} new videos, {report['skipped']} skipped (complete), "
+            f"{report['failed']} failed, {report['queries']} queries, {report['frames']} frames "
+            f"in {report['seconds']:.1f} s -> {out}"
+        )
     if summary.failed:
         for entry_id, reason in summary.failed:
             typer.echo(f"  failed: {entry_id} ({reason})", err=True)

@@ -8,22 +8,29 @@ from typing import Any
 
 import typer
 
-from stvg.cli.app import app, command
-from stvg.features.store import open_store
+from stvg.cli.app import HELP, app, command
 
 features_app = typer.Typer(
-    help="Feature stores: inspect what extraction wrote.", no_args_is_help=True
+    help="Feature stores: inspect what extraction wrote.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=HELP,
 )
 app.add_typer(features_app, name="features")
 
 
-@features_app.command("info")
+@features_app.command("info", short_help="Summarize a feature store.")
 @command
 def info(
     path: Path = typer.Argument(..., help="The store folder (the one holding manifest.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Summarize a feature store: videos, queries, incomplete entries, bytes, shapes, backbones."""
+    """Summarize a feature store: videos, queries, bytes, shapes, backbones.
+
+    Also counts incomplete entries (an interrupted writer's) and recorded failures.
+    """
+    from stvg.features.store import open_store
+
     summary = open_store(path).info()
     typer.echo(json.dumps(summary, indent=1) if as_json else format_info(summary))
 

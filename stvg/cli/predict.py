@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from stvg.cli.app import app, command
+from stvg.device import DEVICE_HELP
 
 
 @app.command("predict")
@@ -16,19 +17,26 @@ def predict_command(
     features: Path = typer.Option(..., help="Feature store with the split to predict."),
     split: str = typer.Option("test", help="Split of the store."),
     out: Path = typer.Option(..., help="Predictions file to write (stvg-predictions/1)."),
-    device: str = typer.Option("cpu", help="cpu or cuda."),
-    batch_size: int = typer.Option(8, help="Prediction passes per forward."),
-    frames_per_pass: int = typer.Option(None, help="Frames per pass (default: the run's)."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    batch_size: int = typer.Option(8, min=1, help="Prediction passes per forward."),
+    frames_per_pass: int = typer.Option(None, min=1, help="Frames per pass (default: the run's)."),
 ) -> None:
-    """Predict tubes: multi-pass over every stored frame, best 2D-map span, boxes in pixels.
+    """Predict tubes for one split: best 2D-map span, boxes in pixels.
 
-    Boxes are interpolated to every native frame of the segment, so every protocol can score them.
+    Every stored frame is seen (several passes of the training frame count); boxes are
+    interpolated to every native frame of the segment, so every protocol can score them.
     """
+    from stvg.device import resolve_device
     from stvg.evaluate.predict import predict_split, prediction_provenance
     from stvg.evaluate.predictions import write_predictions
 
     predictions, _ = predict_split(
-        run, features, split, device=device, batch_size=batch_size, frames_per_pass=frames_per_pass
+        run,
+        features,
+        split,
+        device=resolve_device(device),
+        batch_size=batch_size,
+        frames_per_pass=frames_per_pass,
     )
     write_predictions(out, predictions, prediction_provenance(run, split))
     typer.echo(f"{len(predictions)} predictions -> {out}")

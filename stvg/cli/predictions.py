@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
-from stvg.cli.app import app, command
+from stvg.cli.app import HELP, app, command
+
+PeerFormat = Literal["stvg", "tubedetr", "stcat", "hcstvg"]  # stvg.evaluate.peer_formats.FORMATS
 
 predictions_app = typer.Typer(
-    help="Predictions: convert between stvg and other codebases' formats.", no_args_is_help=True
+    help="Predictions: convert between stvg and other codebases' formats.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings=HELP,
 )
 app.add_typer(predictions_app, name="predictions")
 
@@ -19,14 +25,16 @@ def _predictions() -> None:
     """Predictions: convert between stvg and other codebases' formats."""
 
 
-@predictions_app.command("convert")
+@predictions_app.command(
+    "convert", short_help="Convert predictions to or from TubeDETR, STCAT, HC-STVG."
+)
 @command
 def convert_command(
     src: Path = typer.Argument(..., help="Predictions file to read (JSON, or STCAT's .pt)."),
-    from_format: str = typer.Option(
-        None, "--from", help="stvg, tubedetr, stcat or hcstvg; detected from content if omitted."
+    from_format: PeerFormat | None = typer.Option(
+        None, "--from", help="The format of SRC; detected from content if omitted."
     ),
-    to: str = typer.Option(..., "--to", help="stvg, tubedetr, stcat or hcstvg."),
+    to: PeerFormat = typer.Option(..., "--to", help="The format to write."),
     out: Path = typer.Option(..., "--out", help="File to write (stcat: .pt for a torch file)."),
     annotations: Path = typer.Option(
         None,

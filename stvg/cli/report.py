@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from stvg.cli.app import app, command
+from stvg.data.formats import FORMATS
 
 
-@app.command("report")
+class Protocol(StrEnum):  # an Enum: typer takes no list of Literal
+    tubedetr = "tubedetr"
+    hcstvg = "hcstvg"
+    stcat = "stcat"
+
+
+Missing = Literal["error", "zero"]
+Format = Literal[FORMATS]  # type: ignore[valid-type]
+
+
+@app.command("report", short_help="A static HTML report comparing prediction files.")
 @command
 def report_command(
     annotations: Path = typer.Option(
@@ -21,8 +34,8 @@ def report_command(
         help="Predictions file (stvg-predictions/1); repeat to compare runs side by side.",
     ),
     out: Path = typer.Option(..., "--out", help="Output folder: index.html and frames/."),
-    protocol: list[str] = typer.Option(
-        ["tubedetr"],
+    protocol: list[Protocol] = typer.Option(
+        [Protocol.tubedetr],
         "--protocol",
         help="tubedetr, hcstvg or stcat; repeat for one score table each (the sample list "
         "uses the first).",
@@ -46,26 +59,28 @@ def report_command(
         help="Folder the annotation's video paths are relative to (default: the annotation "
         "file's folder). A path may also name a folder of frame images.",
     ),
-    missing: str = typer.Option(
+    missing: Missing = typer.Option(
         "error", help="Samples without a prediction: error (list them) or zero (score them 0)."
     ),
-    format: str = typer.Option(
-        None, "--format", help="Force the annotation format (vidstg, hcstvg, tubedetr-vidstg, ...)."
+    format: Format | None = typer.Option(
+        None, "--format", help="Force the annotation format (detected from content by default)."
     ),
     boxes_dir: Path = typer.Option(None, help="Raw VidSTG only: the VidOR box annotation folder."),
 ) -> None:
-    """Write a static HTML report (opens offline, no server): the score table per group and
-    protocol (the numbers of stvg score), a sortable list of samples with their vIoU, tIoU and
-    sIoU per run, and per sample its frames with the GT (green) and predicted boxes and a
-    timeline of the spans. A sample whose video is missing keeps its timeline. Prints the path
-    of OUT/index.html."""
+    """Write a static HTML report that opens offline (no server).
+
+    It holds the score table per group and protocol (the numbers of stvg score), a sortable
+    list of samples with their vIoU, tIoU and sIoU per run, and per sample its frames with the
+    GT (green) and predicted boxes and a timeline of the spans. A sample whose video is missing
+    keeps its timeline. Prints the path of OUT/index.html.
+    """
     from stvg.report import build_report
 
     path = build_report(
         annotations,
         predictions,
         out,
-        protocols=protocol,
+        protocols=[p.value for p in protocol],
         group_by=group_by,
         missing=missing,
         format=format,

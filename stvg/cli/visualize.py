@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
 from stvg.cli.app import app, command
+from stvg.data.formats import FORMATS
+from stvg.device import DEVICE_HELP
+
+Format = Literal[FORMATS]  # type: ignore[valid-type]
 
 
-@app.command("visualize")
+@app.command("visualize", short_help="Draw one sample's boxes, spans and attention.")
 @command
 def visualize_command(
     annotations: Path = typer.Option(
@@ -27,8 +32,8 @@ def visualize_command(
         help="Folder the annotation's video paths are relative to (default: the annotation "
         "file's folder). A path may also name a folder of frame images.",
     ),
-    format: str = typer.Option(
-        None, "--format", help="Force the annotation format (vidstg, hcstvg, tubedetr-vidstg, ...)."
+    format: Format | None = typer.Option(
+        None, "--format", help="Force the annotation format (detected from content by default)."
     ),
     boxes_dir: Path = typer.Option(None, help="Raw VidSTG only: the VidOR box annotation folder."),
     attention: Path = typer.Option(
@@ -39,12 +44,20 @@ def visualize_command(
     layer: int = typer.Option(
         None, help="With --attention: one layer (0-based) instead of the mean over layers."
     ),
-    device: str = typer.Option("cpu", help="With --attention: cpu or cuda."),
+    device: str = typer.Option("auto", help="With --attention: " + DEVICE_HELP),
 ) -> None:
-    """Draw one sample: frames with the GT box (green) and the predicted box (yellow), and a
-    timeline of both spans with their tIoU; optionally a GIF and the attention maps (paper's
-    Figure 5). Writes OUT/<sample>.png (.gif, -attention.png) and prints the paths."""
+    """Draw one sample: its frames with the boxes and a timeline of the spans.
+
+    The GT box is green and the predicted box yellow; the timeline shows both spans with their
+    tIoU. Optionally a GIF and the attention maps (the paper's Figure 5). Writes
+    OUT/<sample>.png (.gif, -attention.png) and prints the paths.
+    """
     from stvg.evaluate.pictures import visualize_sample
+
+    if attention is not None:
+        from stvg.device import resolve_device
+
+        device = resolve_device(device)
 
     paths = visualize_sample(
         annotations,
@@ -71,8 +84,11 @@ def plot_command(
     run: Path = typer.Argument(..., help="Training run folder (holds metrics.jsonl)."),
     out: Path = typer.Option(None, "--out", help="PNG to write (default RUN/metrics.png)."),
 ) -> None:
-    """Plot a run's training curves (loss and its terms, learning rate, validation m_vIoU /
-    m_tIoU / m_sIoU) against the step; a last line cut by a running trainer is skipped."""
+    """Plot a run's training curves against the step.
+
+    Curves: the loss and its terms, the learning rate, validation m_vIoU / m_tIoU / m_sIoU. A
+    last line cut by a running trainer is skipped.
+    """
     from stvg.evaluate.curves import plot_metrics
 
     typer.echo(str(plot_metrics(run, out)))

@@ -1,6 +1,6 @@
 """The ``Sample`` record and the normalized annotation format ``stvg-annotations/1``.
 
-A ``Sample`` is one query (sentence) on one video, in stvg's conventions (DESIGN section 3):
+A ``Sample`` is one query (sentence) on one video, in stvg's conventions (docs/design.md section 3):
 
 * ``segment`` and ``tube`` are half-open ``[start, end)`` spans of 0-based native frame ids;
   ``segment`` is the part of the video the query is about (VidSTG's ``used_segment``; the whole

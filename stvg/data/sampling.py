@@ -1,4 +1,4 @@
-"""Which native frames the static and dynamic streams see (DESIGN section 6).
+"""Which native frames the static and dynamic streams see (docs/design.md section 6).
 
 All ids are 0-based native frame ids; spans are half-open ``[start, end)``.
 

@@ -1,6 +1,6 @@
 """Video decoding for extraction: probe a file, read chosen frames, say clearly why it failed.
 
-Conventions (DESIGN section 3): frame ids are 0-based indices of the decoded video stream;
+Conventions (docs/design.md section 3): frame ids are 0-based indices of the decoded video stream;
 frames come back as ``uint8`` arrays ``[N, H, W, 3]`` in RGB order at the native size, in the
 order the ids were asked for (ids may repeat).
 

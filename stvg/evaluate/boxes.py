@@ -1,6 +1,6 @@
 """Pure box and span operations; the box format is in every function's name.
 
-Conventions (DESIGN section 3):
+Conventions (docs/design.md section 3):
 
 * ``xyxy`` boxes are ``[x1, y1, x2, y2]`` with ``x1 <= x2`` and ``y1 <= y2``, in pixels of the
   original frame (or normalized to [0, 1] inside models); no ``+1`` anywhere: the area of

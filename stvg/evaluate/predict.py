@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from stvg.data.sample import Sample
+from stvg.progress import bar_disabled
 
 
 def load_run(
@@ -159,7 +160,7 @@ def predict_dataset(
     passes: dict[int, list[np.ndarray]] = {}
     boxes: dict[int, list[np.ndarray]] = {}
     probs: dict[int, list[torch.Tensor]] = {}
-    bar = tqdm(total=len(dataset), desc="predict", unit="query", disable=not progress)
+    bar = tqdm(total=len(dataset), desc="predict", unit="query", disable=bar_disabled(progress))
 
     def run(batch: list[dict[str, Any]]) -> None:
         inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(batch).items()}

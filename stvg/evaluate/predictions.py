@@ -1,4 +1,4 @@
-"""Read, check and write predictions in ``stvg-predictions/1`` (DESIGN section 4).
+"""Read, check and write predictions in ``stvg-predictions/1`` (docs/design.md section 4).
 
 A document maps each ``sample_id`` to one predicted tube::
 
@@ -85,7 +85,7 @@ def make_provenance(**fields: Any) -> dict[str, Any]:
 
     out = {key: value for key, value in fields.items() if value is not None}
     out["stvg_version"] = __version__
-    out["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return out
 
 

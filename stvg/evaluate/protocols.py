@@ -1,4 +1,4 @@
-"""The three published scoring protocols, per sample (DESIGN section 5).
+"""The three published scoring protocols, per sample (docs/design.md section 5).
 
 Every function here scores one annotated :class:`~stvg.data.sample.Sample` against one
 :class:`~stvg.evaluate.predictions.Prediction` and returns a :class:`SampleScore` (tIoU, vIoU,

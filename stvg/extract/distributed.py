@@ -14,6 +14,7 @@ from pathlib import Path
 from stvg.extract.config import ExtractConfig
 from stvg.extract.plan import Entry
 from stvg.extract.runner import Summary
+from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ def run_dask(
             for k in range(n)
         ]
         total = Summary()
-        for future in tqdm(as_completed(futures), total=n, desc="dask shards", unit="shard"):
+        for future in tqdm(
+            as_completed(futures), total=n, desc="dask shards", unit="shard", disable=bar_disabled()
+        ):
             total = total.merge(future.result())
         return total
     finally:

@@ -47,6 +47,7 @@ from stvg.errors import InputError
 from stvg.evaluate.protocols import sampling_segment
 from stvg.extract.config import ExtractConfig
 from stvg.extract.plan import Entry, shard_entries
+from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +373,10 @@ def extract_entries(
 
     writers: dict[str, Any] = {}
     bar = tqdm(
-        total=len(todo), desc=f"extract {shard[0]}/{shard[1]}", unit="video", disable=not progress
+        total=len(todo),
+        desc=f"extract {shard[0]}/{shard[1]}",
+        unit="video",
+        disable=bar_disabled(progress),
     )
 
     def writer_for(split: str) -> Any:

@@ -44,7 +44,7 @@ def check_features(name: str, x: Any, ndim: int, entry: str, file: Path) -> np.n
         sample=entry,
         field=name,
         hint="Such values usually come from random weights at a deep cut (random ResNet101 C5 "
-        "overflows float16, DESIGN section 6): use a shallower image layer or recalibrate BatchNorm",
+        "overflows float16, docs/design.md section 6): use a shallower image layer or recalibrate BatchNorm",
     )
 
 

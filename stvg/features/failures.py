@@ -22,9 +22,7 @@ def record_failure(root: Path, split: str, record: dict[str, Any]) -> None:
     is one ``write`` of one line. ``split``, the time (UTC, ISO 8601) and the pid are added.
     """
     line = {"split": split, **record}
-    line.setdefault(
-        "time", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    )
+    line.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     line.setdefault("pid", os.getpid())
     data = (json.dumps(line, sort_keys=False, default=str) + "\n").encode("utf-8")
     path = root / FAILURES_NAME

@@ -1,6 +1,6 @@
 """The feature store: one contract over zarr and HDF5, written by extraction, read by training.
 
-Layout (DESIGN section 7)::
+Layout (docs/design.md section 7)::
 
     <root>/manifest.json                    what made the features (stvg.features.manifest)
     <root>/failures.jsonl                   one JSON line per video that could not be extracted

@@ -136,9 +136,9 @@ def align_attention(
 ) -> Tensor:
     """Align static maps ``A`` [B, Ts, h, w] to the dynamic layout: [B, Td, h2*w2].
 
-    Space: a clip is its frames padded at the right and bottom to a square (DESIGN section 6),
-    so the valid ``h_b x w_b`` part of sample ``b``'s map (``valid`` [B, h, w] bool, or its
-    :class:`GridSizes`; all of it when ``None``) is padded the same way with zeros to
+    Space: a clip is its frames padded at the right and bottom to a square (docs/design.md
+    section 6), so the valid ``h_b x w_b`` part of sample ``b``'s map (``valid`` [B, h, w]
+    bool, or its :class:`GridSizes`; all of it when ``None``) is padded the same way with zeros to
     ``max(h_b, w_b)`` square, then resized bilinearly (antialiased when shrinking) to ``grid``;
     ``grid == (1, 1)`` is the spatial mean over the ``h_b x w_b`` cells (the "w/o spatial"
     ablation). Time: the mean over the frames of each clip, by time: ``pool`` [B, Td, Ts] from

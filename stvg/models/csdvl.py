@@ -49,11 +49,12 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from stvg.config import check_fields, require
 from stvg.errors import InputError
 from stvg.models.collaboration import (
     COLLAB_MODES,
@@ -107,7 +108,7 @@ class CSDVLConfig:
     text_channels: int = 768
     motion_channels: int = 2304
     alpha: float = 1.0
-    collab: str = "full"
+    collab: Literal["none", "s2d", "d2s", "full", "sum", "fc_sum", "concat_fc"] = "full"
     dynamic_spatial: bool = True
     dynamic_mean_pool: bool = True
     d_map: int = 512
@@ -124,7 +125,7 @@ class CSDVLConfig:
     # decoder layer's attention over the feature grid (Deformable/Conditional-DETR style). The
     # paper's static stream starts from MDETR weights that already localize; a from-scratch model
     # (the offline demo) learns the MLP's position read-out far faster with the reference point.
-    box_reference: str = "none"
+    box_reference: Literal["none", "attention"] = "none"
     # False (the paper): the 2D-TAN head sees only F_d, text enters through the dynamic stream.
     # True: 2D-TAN's own sentence fusion, each proposal feature multiplied by a projection of the
     # sentence (masked mean of the dynamic stream's text states) and L2-normalized before the
@@ -139,7 +140,7 @@ class CSDVLConfig:
     # "mean" (the paper): F_d is the spatial mean of the dynamic stream's last features. "attention":
     # their average weighted by the static stream's last attention map aligned to the clips (as
     # eq. (2) aligns it), so F_d carries the described object's motion rather than 1/S of it.
-    dynamic_pool: str = "mean"
+    dynamic_pool: Literal["mean", "attention"] = "mean"
     # MDETR's decoder layout, for a static stream initialized from MDETR (``stvg train --init
     # mdetr:PATH``; stvg.models.mdetr). ``decoder_norm``: a LayerNorm on the object queries
     # before the heads (MDETR's ``transformer.decoder.norm``, applied to every decoder output it
@@ -149,6 +150,9 @@ class CSDVLConfig:
     # description): the learned vector is O^0 and no norm precedes the heads.
     decoder_norm: bool = False
     query_as_position: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
@@ -177,30 +181,43 @@ class CSDVLConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        """Raise :class:`InputError` naming the field for values the model cannot use."""
-        if self.collab not in COLLAB_MODES:
-            raise InputError(
-                f"collab must be one of {list(COLLAB_MODES)}, got {self.collab!r}", field="collab"
-            )
-        if self.d_model % self.n_heads or self.d_model % 4:
-            raise InputError(
-                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) and 4",
-                field="d_model",
-            )
-        if self.map_kernel % 2 == 0:
-            raise InputError(f"map_kernel must be odd, got {self.map_kernel}", field="map_kernel")
-        if self.n_layers < 1 or self.n_encoder_layers < 1:
-            raise InputError("n_layers and n_encoder_layers must be >= 1", field="n_layers")
-        if self.dynamic_pool not in ("mean", "attention"):
-            raise InputError(
-                f"dynamic_pool must be 'mean' or 'attention', got {self.dynamic_pool!r}",
-                field="dynamic_pool",
-            )
-        if self.box_reference not in ("none", "attention"):
-            raise InputError(
-                f"box_reference must be 'none' or 'attention', got {self.box_reference!r}",
-                field="box_reference",
-            )
+        """Raise :class:`~stvg.config.SettingError` (an :class:`InputError` whose ``field`` is
+        the key) for values the model cannot use: types and choices from the annotations, then
+        sizes. Called when the config is built."""
+        where = "CSDVLConfig"
+        check_fields(self, where)
+        require(
+            self.collab in COLLAB_MODES,
+            "collab",
+            self.collab,
+            f"expected one of {', '.join(COLLAB_MODES)}",
+            where,
+        )
+        for key in ("d_model", "n_heads", "dim_feedforward", "d_map", "map_kernel") + (
+            "image_channels",
+            "text_channels",
+            "motion_channels",
+        ):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "must be >= 1", where)
+        require(
+            self.d_model % self.n_heads == 0 and self.d_model % 4 == 0,
+            "d_model",
+            self.d_model,
+            f"must be divisible by n_heads ({self.n_heads}) and by 4",
+            where,
+        )
+        require(self.map_kernel % 2 == 1, "map_kernel", self.map_kernel, "must be odd", where)
+        for key in ("n_layers", "n_encoder_layers"):
+            require(getattr(self, key) >= 1, key, getattr(self, key), "must be >= 1", where)
+        require(self.map_layers >= 0, "map_layers", self.map_layers, "must be >= 0", where)
+        require(0 <= self.dropout < 1, "dropout", self.dropout, "must be in [0, 1)", where)
+        require(
+            self.pooling_counts is None or all(c >= 1 for c in self.pooling_counts),
+            "pooling_counts",
+            self.pooling_counts,
+            "must be positive counts (or none)",
+            where,
+        )
 
 
 # Model parts of the dataset presets (the trainer's presets hold the optimization numbers).

@@ -1,7 +1,7 @@
 """``stvg pipeline``: synth -> extract -> train -> predict -> score, as resumable steps.
 
 Layout of ``DIR``: ``data/`` (synthetic only), ``features/``, ``run/``, ``predictions.json``,
-``metrics.json`` (the ``stvg score --json`` shape) and ``report.json`` (the same scores grouped
+``metrics.json`` (the ``stvg score --json`` shape, as ``--json-out`` writes it) and ``report.json`` (the same scores grouped
 by synthetic kind, next to the two trivial baselines scored by the same scorer: the whole segment
 with a centered box, and the training set's mean span and box). See
 :mod:`stvg.pipelines.steps` for when a step is skipped, resumed or rerun.
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stvg.atomic import write_json_atomic
+from stvg.config import require
 from stvg.errors import InputError
 from stvg.pipelines.steps import Pipeline, Step, StepResult
 
@@ -38,6 +39,39 @@ class PipelineConfig:
     protocol: str = "tubedetr"
     device: str = "cpu"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`~stvg.config.SettingError` for a setting no step can use (the step
+        settings themselves are checked by ExtractConfig and TrainConfig when built)."""
+        from stvg.evaluate.protocols import PROTOCOLS
+        from stvg.extract.config import DATASETS
+
+        where = "PipelineConfig"
+        require(
+            self.dataset in DATASETS,
+            "dataset",
+            self.dataset,
+            f"expected one of {', '.join(DATASETS)}",
+            where,
+        )
+        require(
+            self.protocol in PROTOCOLS,
+            "protocol",
+            self.protocol,
+            f"expected one of {', '.join(PROTOCOLS)}",
+            where,
+        )
+        require(bool(self.split), "split", self.split, "must not be empty", where)
+        require(
+            isinstance(self.train, list),
+            "train",
+            self.train,
+            "expected a list of key=value strings",
+            where,
+        )
 
 
 def _score_report(

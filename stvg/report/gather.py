@@ -25,6 +25,7 @@ from stvg.errors import InputError
 from stvg.evaluate.predictions import Prediction, Predictions, read_predictions
 from stvg.evaluate.protocols import SampleScore, check_protocol
 from stvg.evaluate.score import Results, check_group_by, score, score_per_sample
+from stvg.progress import bar_disabled
 from stvg.report.frames import FRAMES_DIR, write_sample_frames
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,9 @@ def gather_report(
     out_dir = Path(out_dir)
     if num_frames > 0:
         root = Path(video_root) if video_root is not None else annotations.parent
-        for view in tqdm(views, desc="report frames", unit="sample", disable=not progress):
+        for view in tqdm(
+            views, desc="report frames", unit="sample", disable=bar_disabled(progress)
+        ):
             _frames_of(view, root, out_dir, num_frames, tile_width)
         without = [v for v in views if v.note]
         if without:

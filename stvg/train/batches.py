@@ -3,7 +3,7 @@
 Epoch ``e`` visits the training queries in ``randperm(n, generator=seed + e)`` order, rank ``r``
 of ``W`` taking every W-th batch (the epoch's batches padded by wrap-around to a multiple of W,
 so ranks step together). A resumed run therefore skips the batches its epoch had already done
-and sees exactly what an uninterrupted run would (DESIGN section 11). Batches come from a
+and sees exactly what an uninterrupted run would (docs/design.md section 11). Batches come from a
 DataLoader with ``num_workers`` processes that read the store lazily, ahead of the step.
 """
 

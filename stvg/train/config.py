@@ -8,7 +8,10 @@ on 8 GPUs does not say whether it is per GPU or in all; ``batch_size`` 8 here is
 (``global_batch`` sets the total instead). Not from the paper: ``grad_clip`` 0.1 (MDETR's and
 TubeDETR's default), the constant lr without warmup (MDETR decays and warms up; see
 ``lr_schedule``), ``aux_loss`` off, and every value of the ``synthetic`` preset.
-``model.*`` keys go to :class:`stvg.models.CSDVLConfig`.
+``model.*`` keys go to :class:`stvg.models.CSDVLConfig`. Overrides are typed and every config
+is checked when built (:mod:`stvg.config`; docs/design.md section 8): ``--set lr=abc`` or
+``--set lr_schedule=cosin`` is refused by name, ``TrainConfig(lr=-1)`` raises
+:class:`~stvg.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
+from stvg.config import SettingError, apply_overrides, build, check_fields, require
 from stvg.errors import InputError
 from stvg.train.losses import DEFAULT_LOSS_WEIGHTS
 
-LR_SCHEDULES = ("constant", "cosine", "linear")
+LrSchedule = Literal["constant", "cosine", "linear"]
+LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 
 
 @dataclass
@@ -43,7 +48,7 @@ class TrainConfig:
     # constant | cosine | linear: after warmup_steps of linear warmup (step s at (s+1)/warmup of
     # lr), constant, cosine decay to 0 or linear decay to 0 at the last step (MDETR's
     # "all_linear_with_warmup"). See stvg.train.state.lr_factor.
-    lr_schedule: str = "constant"
+    lr_schedule: LrSchedule = "constant"
     warmup_steps: int = 0
     grad_clip: float = 0.1  # max grad norm, as TubeDETR/MDETR; 0 disables
     ema_decay: float = 0.99997
@@ -83,19 +88,46 @@ class TrainConfig:
             weights.update(aux_l1=self.loss_l1, aux_giou=self.loss_giou)
         return weights
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
-        """Raise :class:`InputError` naming the setting for values training cannot use."""
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InputError(
-                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
-                field="lr_schedule",
-            )
-        if self.warmup_steps < 0:
-            raise InputError("warmup_steps must be >= 0", field="warmup_steps")
-        if self.global_batch is not None and self.global_batch < 1:
-            raise InputError("global_batch must be >= 1", field="global_batch")
-        if self.frames_per_pass is not None and self.frames_per_pass < 1:
-            raise InputError("frames_per_pass must be >= 1", field="frames_per_pass")
+        """Raise :class:`~stvg.config.SettingError` (an :class:`InputError` naming the setting)
+        for the first value training cannot use: types and choices from the annotations, then
+        the ranges below. Called when the config is built."""
+        where = "TrainConfig"
+        check_fields(self, where)
+        for key in ("epochs", "batch_size", "num_frames", "checkpoint_every", "val_every"):
+            value = getattr(self, key)
+            require(value >= 1, key, value, "must be >= 1", where)
+        for key in ("max_steps", "global_batch"):
+            value = getattr(self, key)
+            require(value is None or value >= 1, key, value, "must be >= 1 (or none)", where)
+        # lr 0 is allowed: the weights then stay as initialized (tests of --init use it)
+        require(self.lr >= 0, "lr", self.lr, "must be >= 0", where)
+        require(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "must be in [0, 1)", where)
+        for key in ("weight_decay", "grad_clip", "warmup_steps", "num_workers") + tuple(
+            f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att")
+        ):
+            value = getattr(self, key)
+            require(value >= 0, key, value, "must be >= 0", where)
+        require(0 <= self.seed < 2**32, "seed", self.seed, "must be in [0, 2**32)", where)
+        require(
+            self.preset in PRESETS,
+            "preset",
+            self.preset,
+            f"expected one of {', '.join(PRESETS)}",
+            where,
+        )
+        for key in ("train_split", "val_split"):
+            require(bool(getattr(self, key)), key, getattr(self, key), "must not be empty", where)
+        require(
+            self.frames_per_pass is None or self.frames_per_pass >= 1,
+            "frames_per_pass",
+            self.frames_per_pass,
+            "must be >= 1 (or none)",
+            where,
+        )
         if self.init is not None:
             from stvg.models.mdetr import parse_init
 
@@ -144,35 +176,28 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def resolve(preset: str, overrides: list[str] | None = None) -> TrainConfig:
-    """The preset with ``key=value`` overrides (values parsed as JSON, else kept as strings)."""
+    """The preset with ``key=value`` overrides, each converted to its field's type
+    (``model.KEY`` to :class:`stvg.models.CSDVLConfig`'s); the result, model part included,
+    is validated. Raises :class:`InputError` naming the override at fault."""
+    from stvg.models.csdvl import CSDVLConfig
+
     if preset not in PRESETS:
         raise InputError(
             f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", field="--preset"
         )
+    items = list(overrides or [])
     values: dict[str, Any] = {"preset": preset, **json.loads(json.dumps(PRESETS[preset]))}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    for item in overrides or []:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise InputError(f"expected key=value, got {item!r}", field="--set")
-        value = _parse_value(text)
-        if key.startswith("model."):
-            values.setdefault("model", {})[key[len("model.") :]] = value
-        elif key in names:
-            values[key] = value
-        else:
+    values = apply_overrides(TrainConfig, values, items, nested={"model": CSDVLConfig})
+    config = build(TrainConfig, values, items)
+    model_items = [i[len("model.") :] for i in items if i.startswith("model.")]
+    try:
+        CSDVLConfig.from_preset(preset, **config.model)
+    except SettingError as error:
+        typed = dict(i.partition("=")[::2] for i in model_items)
+        if error.key in typed:
             raise InputError(
-                f"unknown setting {key!r}; known: {', '.join(sorted(names))} and model.*",
-                field="--set",
-            )
-    config = TrainConfig(**values)
-    config.check()
+                f"--set model.{error.key}={typed[error.key]}: {error.problem}"
+            ) from None
+        raise
     return config

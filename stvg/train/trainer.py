@@ -10,7 +10,7 @@ validation m_vIoU). See :mod:`stvg.train.state` for the run's state and its chec
 
 Data order is a function of ``(seed, epoch)`` only (:mod:`stvg.train.batches`): a resumed run
 sees exactly what an uninterrupted run would, and with ``deterministic`` its final weights match
-it (DESIGN section 11).
+it (docs/design.md section 11).
 
 Several GPUs: the same command under ``torchrun --nproc_per_node N`` uses DistributedDataParallel
 (nccl on CUDA, gloo on CPU); only rank 0 writes files and validates.
@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from stvg.atomic import torch_save_atomic, write_json_atomic, write_text_atomic
+from stvg.progress import bar_disabled
 from stvg.train.batches import RankBatches, batch_loader, to_device
 from stvg.train.config import TrainConfig
 from stvg.train.state import (
@@ -77,7 +78,7 @@ def run(
     start = time.perf_counter()
     bar = tqdm(
         total=state.total_steps, initial=state.step, desc="train", unit="step",
-        disable=not (progress and main),
+        disable=bar_disabled(progress and main),
     )  # fmt: skip
     with bar, open_metrics(out / METRICS, main) as metrics:
         for batch in train_loader(state):

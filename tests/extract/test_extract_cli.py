@@ -45,7 +45,7 @@ def videos_of(data: Path) -> dict[str, str]:
 
 def test_cli_extracts_hdf5_and_rerun_says_0_new(data, tmp_path):
     out = tmp_path / "features"
-    result = extract(data, out, "--backend", "hdf5", "--json", str(tmp_path / "summary.json"))
+    result = extract(data, out, "--backend", "hdf5", "--json-out", str(tmp_path / "summary.json"))
     assert result.exit_code == 0, result.output
     assert "6 new videos, 0 skipped (complete), 0 failed" in result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -131,7 +131,7 @@ def test_pretrained_offline_names_what_to_download(data, tmp_path):
 @pytest.mark.slow  # 12-15 s alone, up to ~40 s on a loaded 2-core machine
 def test_bench_extract_quick(tmp_path):
     out = tmp_path / "bench.json"
-    result = runner.invoke(app, ["bench", "extract", "--quick", "--json", str(out)])
+    result = runner.invoke(app, ["bench", "extract", "--quick", "--json-out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert json.loads(result.output.strip().splitlines()[-1]) == report

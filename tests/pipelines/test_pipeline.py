@@ -68,5 +68,5 @@ def test_pipeline_runs_skips_and_reruns_what_changed(tmp_path):
 def test_pipeline_cli_unknown_step_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["pipeline", "--out", str(tmp_path / "p"), "--from", "bogus"])
     assert result.exit_code == 2
-    assert "unknown step 'bogus'" in result.output
+    assert "'--from'" in result.output and "'bogus' is not one of" in result.output
     assert "Traceback" not in result.output

@@ -1,4 +1,4 @@
-"""Bad annotation and predictions files, property-based (DESIGN section 11, issue 6 item 2).
+"""Bad annotation and predictions files, property-based (docs/design.md section 11, issue 6 item 2).
 
 Every loader starts from a valid hand-made document (the files in ``tests/fixtures``) and gets
 one mangle: a key dropped, a value of the wrong type, a NaN / negative / huge number, a box with
@@ -374,7 +374,7 @@ def test_predictions_mangles(workdir, data):
     file.write_bytes(raw)
     out = case / "metrics.json"
     args = ["-q", "score", "--annotations", str(FIXTURES / "vidstg" / "normalized.json")]
-    args += ["--predictions", str(file), "--json", str(out)]
+    args += ["--predictions", str(file), "--json-out", str(out)]
     result = runner.invoke(app, args)
     result.json_path = out
     # A mangled box or span may legitimately score; the count must still be every query.

@@ -1,4 +1,4 @@
-"""Bad videos in one extraction run (DESIGN section 11, issue 6 item 1).
+"""Bad videos in one extraction run (docs/design.md section 11, issue 6 item 1).
 
 Twelve tiny synthetic videos (64x48, 2 s at 10 fps: 20 frames, segment [0, 20)); ten are
 replaced by a bad file of one kind each. One ``stvg extract`` run must record all ten in

@@ -1,9 +1,10 @@
-"""Interrupted work (DESIGN section 11, issue 6 item 3): ``kill -9`` at seeded random moments
-during ``stvg extract``, ``stvg train --deterministic`` and the pipeline, each in a subprocess;
-after the kills a rerun finishes and the result equals an uninterrupted run's (store arrays
-exactly, final weights within 1e-6, pipeline metrics.json equal). Two ``stvg extract`` processes
-started at once on the same output either split the work (``--shard``) or the second refuses
-with a lock error naming the first's pid (exit 2); the store is intact either way.
+"""Interrupted work (docs/design.md section 11, issue 6 item 3): ``kill -9`` at seeded random
+moments during ``stvg extract``, ``stvg train --deterministic`` and the pipeline, each in a
+subprocess; after the kills a rerun finishes and the result equals an uninterrupted run's
+(store arrays exactly, final weights within 1e-6, pipeline metrics.json equal). Two ``stvg
+extract`` processes started at once on the same output either split the work (``--shard``) or
+the second refuses with a lock error naming the first's pid (exit 2); the store is intact
+either way.
 
 Extraction and pipeline kill moments are drawn uniformly over the uninterrupted run's duration
 (measured here), so some land in process start-up, some mid-entry. Training kills are tied to

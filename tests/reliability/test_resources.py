@@ -1,4 +1,4 @@
-"""Resources (DESIGN section 10 and 11, issue 6 item 5).
+"""Resources (docs/design.md sections 10 and 11, issue 6 item 5).
 
 * Memory: extracting and predicting a 10-minute video must not cost much more than a 20-second
   one (the static grid is capped at 200 frames and the Td clips are fixed): peak RSS of a fresh

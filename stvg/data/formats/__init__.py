@@ -4,7 +4,7 @@
 non-UTF-8 bytes and malformed JSON with a message that names the file, and for JSON the line and
 column), finds the format from what the document holds (never from the file name) unless one is
 forced, and hands the parsed document to that format's loader. Every loader converts its source's
-conventions into stvg's (DESIGN section 3) once and documents how.
+conventions into stvg's (docs/design.md section 3) once and documents how.
 
 Formats (:data:`FORMATS`), tried in this order by :func:`detect_format`:
 

@@ -9,7 +9,7 @@ The file is one object keyed by video file name (``"55_vfjywN5CN0Y.mp4"``), each
      "caption": "...",              # v1; v2 has "English" (and may have other languages)
      "width": 640, "height": 360}   # v1; v2 has "img_size": [height, width]
 
-Conversion to stvg's conventions (DESIGN section 3), done once here:
+Conversion to stvg's conventions (docs/design.md section 3), done once here:
 
 * frame ids become 0-based: box ``i`` sits on frame ``st_frame - 1 + i``; the tube is
   ``[st_frame - 1, st_frame - 1 + len(bbox))`` (half-open);

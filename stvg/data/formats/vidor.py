@@ -16,6 +16,7 @@ from stvg.data.formats import read_json_file
 from stvg.data.record import Record
 from stvg.data.sample import Box, Sample, check_box
 from stvg.errors import InputError
+from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,11 @@ def fill_boxes(
         by_video[need.sample.video_id].append(need)
     gaps = 0
     for vid, group in tqdm(
-        by_video.items(), desc="VidOR boxes", unit="video", disable=len(by_video) < 20, leave=False
+        by_video.items(),
+        desc="VidOR boxes",
+        unit="video",
+        disable=bar_disabled(len(by_video) >= 20),
+        leave=False,
     ):
         first = group[0].sample
         paths = index.get(vid, [])

@@ -1,4 +1,4 @@
-"""The synthetic benchmark (DESIGN section 9): small rendered videos with exact tubes.
+"""The synthetic benchmark (docs/design.md section 9): small rendered videos with exact tubes.
 
 Scene. A plain grey background (one grey level per video, 60-110) split into horizontal lanes,
 one per actor (2-4 actors). An actor is a flat-colored shape of ``s x s`` pixels (``s`` fixed per
@@ -23,7 +23,7 @@ action           what is drawn
 
 Vocabulary (captions are ``CAPTION_TEMPLATE`` filled from these, e.g. "the red square jumps"):
 colors red, green, blue, yellow; shapes square, triangle, cross; actions as in :data:`ACTIONS`.
-Captions lean on color and motion, not shape (DESIGN section 6: random-weight backbones keep
+Captions lean on color and motion, not shape (docs/design.md section 6: random-weight backbones keep
 color and motion but barely shape): inside one video each color has one shape, so two actors
 either look alike (same color and shape) or differ in color.
 

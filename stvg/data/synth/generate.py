@@ -28,6 +28,7 @@ from stvg.data.synth.config import (
 from stvg.data.synth.render import render
 from stvg.data.synth.scene import Query, classify, plan_scene
 from stvg.errors import InputError
+from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ def synthesize(
     samples: dict[str, list[Sample]] = {name: [] for name in SPLITS}
     width, height = cfg.size
 
-    for index in tqdm(range(cfg.videos), desc="synth", unit="video", disable=not progress):
+    for index in tqdm(
+        range(cfg.videos), desc="synth", unit="video", disable=bar_disabled(progress)
+    ):
         split = splits[index]
         rng = np.random.default_rng([cfg.seed, index])
         video_id = f"v{index:04d}"

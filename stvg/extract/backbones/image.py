@@ -65,7 +65,7 @@ from stvg.extract.backbones.weights import (
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MAX_RATIO = 1.8  # longer side at most MAX_RATIO * n_short (DESIGN section 6)
+MAX_RATIO = 1.8  # longer side at most MAX_RATIO * n_short (docs/design.md section 6)
 
 # (channels of layer2, layer3, layer4); strides are 8, 16, 32 for every ResNet.
 _WIDTHS = {

@@ -19,11 +19,11 @@ Choices (``name``):
   on HC-STVG v2 and calls them similar (m_vIoU 38.7 vs 38.4).
 - ``framediff_resnet18``: the light choice for ``--weights random`` and the offline demo. Each of
   the clip's frames goes through ResNet18 up to ``layer3`` (256 ch, stride 16); the output is
-  ``[mean over frames, last frame - first frame]`` concatenated: 512 channels. DESIGN section 6
-  measured that this difference carries motion direction (.90 5-way with random weights), while
-  a random SlowFast carries little (pytorchvideo zero-inits the last BN of every residual
-  branch, so it is mostly stem and shortcuts). ``clip_frames`` = 8. Pretrained weights are
-  torchvision's ResNet18 IMAGENET1K_V1.
+  ``[mean over frames, last frame - first frame]`` concatenated: 512 channels. Section 6 of
+  docs/design.md measured that this difference carries motion direction (.90 5-way with
+  random weights), while a random SlowFast carries little (pytorchvideo zero-inits the last BN
+  of every residual branch, so it is mostly stem and shortcuts). ``clip_frames`` = 8.
+  Pretrained weights are torchvision's ResNet18 IMAGENET1K_V1.
 - ``pixelflow``: no network and no weights; the offline demo's choice. Per ``16 x 16`` cell of
   the clip: its mean color (3 channels) and classic Lucas-Kanade optical flow (velocity ``vx, vy``
   and RMS frame difference for each of the 7 frame pairs and for the whole clip: 24 channels),
@@ -305,7 +305,7 @@ def build_video_encoder(
     """Build a frozen (eval mode) clip encoder; see the module docstring for the choices.
 
     ``size``: side of the square clip input in pixels (256 as in the paper). ``pool_to``: average
-    the map to ``pool_to x pool_to`` (e.g. 8; DESIGN's documented option). ``amp``: bf16 autocast
+    the map to ``pool_to x pool_to`` (e.g. 8; docs/design.md section 6). ``amp``: bf16 autocast
     on CPU, fp16 on CUDA. ``weights``: ``"pretrained"`` (torch hub cache), ``"random"`` or a
     checkpoint path (``pixelflow`` has none and ignores it). Raises
     :class:`~stvg.extract.backbones.weights.WeightsUnavailable`.

@@ -1,0 +1,40 @@
+"""The ``--device`` option: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``.
+
+:func:`resolve_device` checks the name against this machine before any work starts, so that
+``--device cuda`` on a machine without a GPU ends as one line (exit 2) instead of a traceback
+from deep inside torch. It imports torch, so only commands that run a network call it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from stvg.errors import InputError
+
+DEVICE_HELP = "auto (cuda when this machine has a GPU, else cpu), cpu, cuda or cuda:N."
+_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def resolve_device(name: str, option: str = "--device") -> str:
+    """The torch device string for ``name``: ``"auto"`` becomes ``"cuda"`` when
+    ``torch.cuda.is_available()``, else ``"cpu"``; a CUDA (or MPS) device this machine does not
+    have is refused with an :class:`InputError` naming ``option``."""
+    text = name.strip().lower()
+    if not _PATTERN.match(text):
+        raise InputError(f"{option} {name}: expected auto, cpu, cuda, cuda:N or mps")
+    import torch
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InputError(f"{option} {name}: this machine has no CUDA device; use cpu or auto")
+        index = int(text.partition(":")[2] or 0)
+        if index >= count:
+            raise InputError(
+                f"{option} {name}: this machine has {count} CUDA device(s), 0-{count - 1}"
+            )
+    if text == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"{option} {name}: MPS is not available on this machine; use cpu or auto")
+    return text
