@@ -46,16 +46,28 @@ class StvgGroup(TyperGroup):
     """The root command group: a wrong word or a missing option of any command (a choice not
     offered, a value of the wrong type) ends as one line naming the option, exit code 2."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:  # the root's own options (``stvg --bogus``)
+            return super().parse_args(ctx, args)
+        except _UsageError as error:
+            raise _one_line(error) from None
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except _UsageError as error:
-            if isinstance(error, _OneLineUsageError) or type(error).__name__ == "NoArgsIsHelpError":
-                raise
-            text = error.format_message().replace("Value error, ", "").rstrip(".")
-            where = getattr(error, "ctx", None)
-            hint = f" (see '{where.command_path} -h')" if where is not None else ""
-            raise _OneLineUsageError(f"{text}{hint}.", ctx=where) from None
+            raise _one_line(error) from None
+
+
+def _one_line(error: Exception) -> Exception:
+    """``error`` as a :class:`_OneLineUsageError` naming the command's help (help requests and
+    errors already in that form pass through)."""
+    if isinstance(error, _OneLineUsageError) or type(error).__name__ == "NoArgsIsHelpError":
+        return error
+    text = error.format_message().replace("Value error, ", "").rstrip(".")
+    where = getattr(error, "ctx", None)
+    hint = f" (see '{where.command_path} -h')" if where is not None else ""
+    return _OneLineUsageError(f"{text}{hint}.", ctx=where)
 
 
 app = typer.Typer(

@@ -127,6 +127,7 @@ def test_words_not_offered_are_refused_by_option(args, names):
 def test_unknown_commands_options_and_missing_options_are_one_line():
     for args, name in [
         (["nosuch"], "No such command 'nosuch'"),
+        (["--bogus"], "No such option: --bogus"),
         (["score", "--frames", "3"], "No such option: --frames"),
         (["extract", "--dataset", "synthetic"], "Missing option '--data-root'"),
     ]:
