@@ -20,12 +20,21 @@ and clips of consecutive entries are queued together and a backbone runs wheneve
 ``batch_size`` rows, whichever entries they come from (static frames are queued per frame size:
 frames of different sizes cannot share a batch). An entry is written as soon as all its rows are
 encoded; partial batches run, padded, once ``batch_size`` entries are waiting (to bound memory)
-and at the end. Texts are still encoded one entry at a time: their padding to the longest
-caption of the batch would otherwise depend on the neighbours. A kill also loses the waiting
+and at the end. Texts are encoded one caption at a time: padding to the longest caption of a
+batch would make a query's values depend on its neighbours. A kill also loses the waiting
 entries (at most ``batch_size``); the rerun recomputes them.
 
 A video that cannot be decoded (missing, empty, truncated, not a video, too short) is recorded
 in the store's ``failures.jsonl`` with its reason and the run goes on; the summary counts it.
+
+Stale entries: every entry records its *source* (:mod:`stvg.extract.sources`). A rerun compares
+it with what the annotations and the video files say now and re-extracts what changed: a video
+entry (and its queries) when its video file or its fields changed; only the query, without
+decoding the video, when only its Sample changed. The old entry is replaced with its completion
+marker cleared first (a kill loses at most that entry; the next rerun writes it). A stale entry
+held by a part of another sharding layout (another ``--shard N``) is removed from that part
+under its lock first, then written into this shard's part; if that part's writer is running,
+the run stops with a message saying so before it writes anything.
 """
 
 from __future__ import annotations
@@ -47,6 +56,17 @@ from stvg.errors import InputError
 from stvg.evaluate.protocols import sampling_segment
 from stvg.extract.config import ExtractConfig
 from stvg.extract.plan import Entry, shard_entries
+from stvg.extract.sources import (
+    SOURCE_ATTR,
+    digest,
+    kept_video_source,
+    query_changes,
+    query_source,
+    source_json,
+    stored_source,
+    video_changes,
+    video_source,
+)
 from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
@@ -182,17 +202,20 @@ def encode_motion(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -
 
 
 def encode_texts(
-    decoded: Decoded, config: ExtractConfig, encoders: Encoders
+    samples: list[Any], config: ExtractConfig, encoders: Encoders
 ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-    """Each query's ``(sample, states [L, 768] float32, mask [L] all true)``; one entry a batch."""
-    samples = decoded.entry.samples
-    states, mask = encoders.text.encode(
-        [s.caption for s in samples], max_length=config.max_text_len
-    )
+    """Each query's ``(sample, states [L, 768] float32, mask [L] all true)``.
+
+    Each caption is encoded alone (a batch of one, padded to nothing): padding to the longest
+    caption of a batch changes the states of the shorter ones by ~1e-6, so a query's text is a
+    function of its own caption only, and re-extracting one edited caption gives what a clean
+    run gives, whatever the other captions of its video are.
+    """
     texts = []
-    for i, sample in enumerate(samples):
-        n = int(mask[i].sum())
-        texts.append((sample, states[i, :n].float().cpu().numpy(), np.ones(n, dtype=bool)))
+    for sample in samples:
+        states, mask = encoders.text.encode([sample.caption], max_length=config.max_text_len)
+        n = int(mask[0].sum())
+        texts.append((sample, states[0, :n].float().cpu().numpy(), np.ones(n, dtype=bool)))
     return texts
 
 
@@ -218,7 +241,7 @@ def encode_entry(decoded: Decoded, config: ExtractConfig, encoders: Encoders) ->
         for s in _chunks(len(decoded.static), config.batch_size)
     ]
     motion = encode_motion(decoded, config, encoders)
-    texts = encode_texts(decoded, config, encoders)
+    texts = encode_texts(decoded.entry.samples, config, encoders)
     return entry_values(decoded, torch.cat(image).numpy(), motion, texts)
 
 
@@ -262,7 +285,7 @@ class Packer:
         static, clips = decoded.static, decoded.clips
         entry = _Waiting(
             decoded,
-            encode_texts(decoded, self.config, self.encoders),
+            encode_texts(decoded.entry.samples, self.config, self.encoders),
             [None] * len(static),
             [None] * len(clips),
             len(static) + len(clips),
@@ -310,7 +333,8 @@ class Packer:
 
 @dataclass
 class Summary:
-    """What a run did; ``failed`` lists ``(entry_id, reason)``."""
+    """What a run did; ``failed`` lists ``(entry_id, reason)``; ``changes`` counts the
+    re-extracted entries by what changed (``{"caption": 1, "video file": 2}``)."""
 
     new_videos: int = 0
     skipped: int = 0
@@ -318,8 +342,14 @@ class Summary:
     queries: int = 0
     frames: int = 0
     seconds: float = 0.0
+    reextracted: int = 0
+    changes: dict[str, int] = field(default_factory=dict)
+    legacy: int = 0
 
     def merge(self, other: Summary) -> Summary:
+        changes = dict(self.changes)
+        for name, n in other.changes.items():
+            changes[name] = changes.get(name, 0) + n
         return Summary(
             self.new_videos + other.new_videos,
             self.skipped + other.skipped,
@@ -327,18 +357,126 @@ class Summary:
             self.queries + other.queries,
             self.frames + other.frames,
             max(self.seconds, other.seconds),
+            self.reextracted + other.reextracted,
+            changes,
+            self.legacy + other.legacy,
         )
+
+    def counts_line(self) -> str:
+        """``"2 new, 1 re-extracted (changed: caption), 5 skipped (complete)"``."""
+        changed = ", ".join(sorted(self.changes))
+        again = f"{self.reextracted} re-extracted" + (f" (changed: {changed})" if changed else "")
+        return f"{self.new_videos} new, {again}, {self.skipped} skipped (complete)"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "new_videos": self.new_videos,
+            "reextracted": self.reextracted,
+            "changes": dict(sorted(self.changes.items())),
             "skipped": self.skipped,
             "failed": len(self.failed),
             "failures": [{"entry_id": e, "reason": r} for e, r in self.failed],
             "queries": self.queries,
             "frames": self.frames,
             "seconds": round(self.seconds, 3),
+            "legacy_entries": self.legacy,
         }
+
+
+@dataclass
+class Work:
+    """What a run has to do for one entry: ``video`` is ``"new"``, ``"changed"`` or ``"keep"``;
+    ``queries`` maps the sample ids to write to ``"new"`` or ``"changed"``; ``changes`` names
+    what changed; ``video_source`` is the source record of the video entry the queries refer to.
+    """
+
+    entry: Entry
+    video: str
+    queries: dict[str, str]
+    changes: list[str]
+    video_source: dict[str, Any]
+    legacy: int = 0
+
+    @property
+    def needed(self) -> bool:
+        return self.video != "keep" or bool(self.queries)
+
+    def replaced(self) -> list[tuple[str, str]]:
+        """``(kind, id)`` of the stale entries this work replaces."""
+        out = [("videos", self.entry.entry_id)] if self.video == "changed" else []
+        return out + [("queries", sid) for sid, why in self.queries.items() if why == "changed"]
+
+
+def assess(store: Any, entry: Entry) -> Work:
+    """Compare an entry's stored sources with the current annotations and video file."""
+    split, current = entry.split, video_source(entry)
+    changes: list[str] = []
+    legacy = 0
+    kept: dict[str, Any] | None = current
+    if not store.has_video(entry.entry_id, split):
+        video = "new"
+    else:
+        old = stored_source(store.attrs("videos", entry.entry_id, split))
+        if old is None:
+            video, kept, legacy = "keep", None, 1
+        elif video_changes(old, current):
+            video, changes = "changed", video_changes(old, current)
+        else:
+            video, kept = "keep", kept_video_source(old, current)
+    video_hash = None if kept is None else digest(kept)
+    queries: dict[str, str] = {}
+    for sample in entry.samples:
+        sid = sample.sample_id
+        present = store.has_query(sid, split)
+        if video != "keep" or not present:  # a (re)written video entry rewrites its queries
+            queries[sid] = "changed" if present else "new"
+            continue
+        attrs = store.attrs("queries", sid, split)
+        old = stored_source(attrs)
+        if old is None:
+            legacy += 1
+            continue
+        new = query_source(sample, video_hash)
+        if old != new:
+            queries[sid] = "changed"
+            changes += query_changes(old, new, attrs.get("sample"), sample)
+    return Work(entry, video, queries, list(dict.fromkeys(changes)), kept or current, legacy)
+
+
+def remove_elsewhere(store: Any, works: list[Work], shard: tuple[int, int]) -> int:
+    """Remove the stale entries ``works`` replace from parts other than this shard's own (each
+    part under its lock); returns how many were removed. Raises :class:`InputError` when such a
+    part's writer is running now."""
+    from stvg.features.locking import PartLocked
+
+    todo: dict[tuple[str, tuple[int, int]], list[tuple[str, str]]] = {}
+    for work in works:
+        for kind, entry in work.replaced():
+            for kn in store.holders(kind, entry, work.entry.split):
+                if kn != tuple(shard):
+                    todo.setdefault((work.entry.split, kn), []).append((kind, entry))
+    removed = 0
+    for (split, kn), items in sorted(todo.items()):
+        try:
+            with store.writer(split, part=kn) as writer:
+                for kind, entry in items:
+                    removed += writer.remove(kind, entry)
+        except PartLocked as error:
+            raise InputError(
+                f"{len(items)} changed entries (e.g. {items[0][1]!r}) live in part "
+                f"{kn[0]}-of-{kn[1]} of split {split!r} (written with --shard K/{kn[1]}), and "
+                "that part's writer is running now; nothing of this shard was written",
+                file=error.file,
+                hint="Rerun this shard once that writer has finished",
+            ) from None
+        log.info(
+            "removed %d stale entries from %s/part-%d-of-%d (another sharding layout)",
+            len(items),
+            split,
+            *kn,
+        )
+    store.refresh()
+    return removed
 
 
 def extract_entries(
@@ -355,25 +493,45 @@ def extract_entries(
     summary = Summary()
     mine = shard_entries(entries, shard)
     failed_before = {f.get("entry_id") for f in store.failures()} if skip_failed else set()
-    todo = []
+    works: list[Work] = []
     for entry in mine:
-        done = store.has_video(entry.entry_id, entry.split) and all(
-            store.has_query(s.sample_id, entry.split) for s in entry.samples
-        )
-        if done or entry.entry_id in failed_before:
+        work = assess(store, entry)
+        summary.legacy += work.legacy
+        if not work.needed or entry.entry_id in failed_before:
             summary.skipped += 1
         else:
-            todo.append(entry)
+            works.append(work)
+    if summary.legacy:
+        log.warning(
+            "%d entries were written by an older stvg without a source record: they are kept "
+            "as they are (edits to their annotations or videos cannot be detected; extract into "
+            "a new --out to redo them)",
+            summary.legacy,
+        )
+    remove_elsewhere(store, [w for w in works if w.replaced()], shard)
+    for work in works:
+        if work.changes:
+            log.info(
+                "re-extracting %s (%s): changed %s%s",
+                work.entry.entry_id,
+                work.entry.split,
+                ", ".join(work.changes),
+                "" if work.video != "keep" else " (queries only)",
+            )
+    by_entry = {(w.entry.split, w.entry.entry_id): w for w in works}
+    todo = [w.entry for w in works if w.video != "keep"]
+    texts_only = [w for w in works if w.video == "keep"]
     log.info(
-        "%d new videos, %d already complete or skipped (shard %d/%d)",
-        len(todo),
+        "%d entries to extract (%d of them text only), %d complete (shard %d/%d)",
+        len(works),
+        len(texts_only),
         summary.skipped,
         *shard,
     )
 
     writers: dict[str, Any] = {}
     bar = tqdm(
-        total=len(todo),
+        total=len(works),
         desc=f"extract {shard[0]}/{shard[1]}",
         unit="video",
         disable=bar_disabled(progress),
@@ -391,24 +549,52 @@ def extract_entries(
             videos_s=f"{bar.n / elapsed:.2f}", frames_s=f"{summary.frames / elapsed:.1f}"
         )
 
+    def count(work: Work) -> None:
+        if work.changes:
+            summary.reextracted += 1
+            for name in work.changes:
+                summary.changes[name] = summary.changes.get(name, 0) + 1
+        else:
+            summary.new_videos += 1
+
+    def write_queries(work: Work, texts: list[Any]) -> None:
+        writer = writer_for(work.entry.split)
+        video_hash = digest(work.video_source)
+        for sample, text, mask in texts:
+            why = work.queries.get(sample.sample_id)
+            if why is None:
+                continue
+            source = source_json(query_source(sample, video_hash))
+            writer.write_query(
+                sample,
+                text,
+                mask,
+                work.entry.entry_id,
+                attrs={SOURCE_ATTR: source},
+                replace=why == "changed",
+            )
+            summary.queries += 1
+
     def write(decoded: Decoded, values: dict[str, Any]) -> None:
         entry = decoded.entry
+        work = by_entry[(entry.split, entry.entry_id)]
         writer = writer_for(entry.split)
-        if not writer.has_video(entry.entry_id):
-            writer.write_video(
-                entry.entry_id,
-                frame_ids=values["frame_ids"],
-                image=values["image"],
-                clip_spans=values["clip_spans"],
-                motion=values["motion"],
-                attrs={"fps": float(entry.fps), "video_id": entry.video_id},
-            )
-        for sample, text, mask in values["texts"]:
-            # a kill between an entry's queries leaves some complete: the rest are written now
-            if not writer.has_query(sample.sample_id):
-                writer.write_query(sample, text, mask, entry.entry_id)
-        summary.new_videos += 1
-        summary.queries += len(values["texts"])
+        writer.write_video(
+            entry.entry_id,
+            frame_ids=values["frame_ids"],
+            image=values["image"],
+            clip_spans=values["clip_spans"],
+            motion=values["motion"],
+            attrs={
+                "fps": float(entry.fps),
+                "video_id": entry.video_id,
+                SOURCE_ATTR: source_json(work.video_source),
+            },
+            replace=work.video == "changed",
+        )
+        # a kill between an entry's queries leaves some complete: only the others are written
+        write_queries(work, values["texts"])
+        count(work)
         summary.frames += decoded.frames_read
         tick()
 
@@ -431,6 +617,11 @@ def extract_entries(
 
     packer = Packer(config, encoders) if config.pack else None
     try:
+        for work in texts_only:  # the video entry stands: its queries need no decoding
+            samples = [s for s in work.entry.samples if s.sample_id in work.queries]
+            write_queries(work, encode_texts(samples, config, encoders))
+            count(work)
+            tick()
         with ThreadPoolExecutor(max_workers=max(1, config.decode_threads)) as pool:
             pending: list[Future[Decoded]] = []
             queue = iter(todo)

@@ -8,6 +8,7 @@ part is written in a private working folder and becomes one file when its writer
     <split>/part-K-of-N.h5.work/            the working form, while a writer runs or after a kill:
         pending/<kind>-<key>.h5             one complete entry, renamed into place
         pending/.<kind>-<key>.h5.tmp        an entry being written (incomplete)
+        removed/<kind>-<key>                a removed (stale) entry: hides older copies (step 5)
         batch-000000.h5, ...                consolidated pending entries, never modified
         .batch-000001.h5.tmp                a batch being consolidated (ignored)
         .final.h5.tmp                       the single file being assembled (ignored)
@@ -42,6 +43,15 @@ The scheme, and why a ``kill -9`` at any moment loses at most the entry being wr
 4. Readers accept both forms and list the final names only (working folder first, then the
    finished file, so a writer finishing meanwhile hides nothing).
 
+5. Replacing a stale entry (:meth:`Hdf5Part.remove`, then a new write): files that count are
+   never modified, so removal writes a *tombstone* ``removed/<kind>-<key>`` (atomically) that
+   hides the entry in the finished part and in the batches numbered up to the newest one at that
+   moment (the number is the tombstone's content), then deletes a pending copy. This clears the
+   entry's completion marker in one step; the new version, written after, is a pending file
+   that no tombstone hides. Finishing leaves hidden entries out of the single file, renames it
+   into place, deletes the tombstones, then the working folder (a kill between the rename and
+   the tombstones' deletion hides the new copy in the file, but its working copy still counts).
+
 Adding entries to a finished part (a rerun after new videos or failures) rewrites the whole file
 once, at close; a rerun that adds nothing leaves it untouched. A part in the layout of earlier
 stvg versions (a folder ``part-K-of-N.h5/`` holding what ``.work/`` holds now) is read as a
@@ -61,6 +71,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from stvg.atomic import write_text_atomic
 from stvg.features._cache import Lru
 from stvg.features.contract import BATCH_ENTRIES, KINDS, Attrs, Kind, Rows, StoredArray
 
@@ -68,6 +79,7 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".h5"
 WORK = ".work"
+REMOVED = "removed"
 _CACHE_SIZE = 1024
 # float16: lz4 + byte shuffle; int8 and bool: lz4hc, which packs int8 codes ~20% tighter than
 # lz4 at the same decoding speed (see stvg.features._zarr).
@@ -164,12 +176,36 @@ class Hdf5Part:
             final + [self.work / n for n in batches] + [self.work / "pending" / n for n in pending]
         )
 
+    def _removed(self) -> dict[tuple[str, str], int]:
+        """``{(kind, key): newest batch number hidden}`` from the tombstones (step 5)."""
+        out = {}
+        for name in _listdir(self.work / REMOVED):
+            match = _PENDING.match(name + ".h5")
+            if name.startswith(".") or not match:
+                continue
+            try:
+                newest = int((self.work / REMOVED / name).read_text().strip())
+            except (OSError, ValueError):
+                newest = 1 << 62  # unreadable: hide it everywhere but in pending files
+            out[(match.group(1), match.group(2))] = newest
+        return out
+
+    def _hidden(self, removed: dict[tuple[str, str], int], path: Path, kind: str, key: str) -> bool:
+        """True when a tombstone hides ``kind/key`` in ``path`` (the finished part or a batch
+        numbered up to the tombstone's; never a pending file)."""
+        newest = removed.get((kind, key))
+        if newest is None or path.parent == self.work / "pending":
+            return False
+        batch = _BATCH.match(path.name) if path.parent == self.work else None
+        return batch is None or int(batch.group(1)) <= newest
+
     def scan(self) -> None:
         """(Re)build the index of complete entries from the files that count."""
         self._close_files()
         self._complete = {kind: {} for kind in KINDS}
         self._incomplete = {kind: [] for kind in KINDS}
         self._contents = {}
+        removed = self._removed()
         for path in self._sources():
             try:
                 with _open(path, "r") as f:
@@ -179,6 +215,8 @@ class Hdf5Part:
                             attrs = _attrs(group)
                             if attrs.get("complete") is not True:
                                 self._incomplete[kind].append(key)
+                            elif self._hidden(removed, path, kind, key):
+                                continue
                             elif key not in self._complete[kind]:
                                 self._complete[kind][key] = (path, attrs)
                                 self._contents[path] += 1
@@ -252,9 +290,10 @@ class Hdf5Part:
             if _PENDING_TMP.match(name):
                 (self.work / "pending" / name).unlink(missing_ok=True)
                 removed += 1
-        for name in _listdir(self.work):
-            if name.startswith(".") and name.endswith(".tmp"):
-                (self.work / name).unlink(missing_ok=True)
+        for folder in (self.work, self.work / REMOVED):
+            for name in _listdir(folder):
+                if name.startswith(".") and ".tmp" in name:
+                    (folder / name).unlink(missing_ok=True)
         for path, count in self._contents.items():
             if count == 0 and path != self.path:
                 path.unlink(missing_ok=True)
@@ -290,6 +329,22 @@ class Hdf5Part:
         self._contents[final] = 1
         if len(self._pending()) >= self.batch_entries:
             self.consolidate()
+
+    def remove(self, kind: Kind, key: str) -> None:
+        """Hide a complete entry with a tombstone, then delete its pending copy (step 5)."""
+        self._check_writable()
+        if key not in self._complete[kind]:
+            raise KeyError(f"no complete {kind} entry {key!r} in {self.path}")
+        numbers = [int(m.group(1)) for n in _listdir(self.work) if (m := _BATCH.match(n))]
+        (self.work / REMOVED).mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.work / REMOVED / f"{kind}-{key}", f"{max(numbers, default=-1)}\n")
+        path, _ = self._complete[kind].pop(key)
+        self._contents[path] = self._contents.get(path, 1) - 1
+        pending = self.work / "pending" / f"{kind}-{key}.h5"
+        if pending.exists():
+            self._close_files()
+            pending.unlink()
+            self._contents.pop(pending, None)
 
     def _pending(self) -> list[Path]:
         return sorted(p for p in self._contents if p.parent == self.work / "pending")
@@ -336,7 +391,8 @@ class Hdf5Part:
         """Assemble the finished part into one file, rename it into place, drop the work folder."""
         self._check_writable()
         sources = [p for p in self._contents if p != self.path]
-        if sources or not self.path.is_file():
+        removed = bool(self._removed())
+        if sources or removed or not self.path.is_file():
             tmp = self.work / _FINAL_TMP
             with _open(tmp, "w") as dst:
                 dst.attrs.update(self._root_attrs)
@@ -345,6 +401,8 @@ class Hdf5Part:
                 self._copy_into(dst, ([self.path] if self.path.is_file() else []) + sources)
             self._close_files()
             os.replace(tmp, self.path)
+            # The tombstones go first: they would hide the new copies in the file just renamed.
+            shutil.rmtree(self.work / REMOVED, ignore_errors=True)
             self._moved(sources, self.path)
         self._close_files()
         shutil.rmtree(self.work, ignore_errors=True)

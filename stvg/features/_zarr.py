@@ -189,9 +189,7 @@ class ZarrPart:
         folder = self.path / kind / key
         if folder.exists():
             shutil.rmtree(folder)
-        for cache in (self._arrays, self._small):
-            for handle in [h for h in cache if h[:2] == (kind, key)]:
-                del cache[handle]
+        self._forget(kind, key)
         group = zarr.open_group(str(folder), mode="w")
         for name, stored in arrays.items():
             data, rows = stored.data, stored.chunk_rows
@@ -220,6 +218,24 @@ class ZarrPart:
         marked = {**attrs, "complete": True}
         group.attrs.update(marked)
         self._complete[kind][key] = marked
+
+    def remove(self, kind: Kind, key: str) -> None:
+        """Clear the entry's ``complete`` attribute (one atomic rewrite of its ``zarr.json``),
+        then delete its folder: a kill in between leaves an incomplete entry, which the next
+        writer deletes."""
+        self._check_writable()
+        if key not in self._complete[kind]:
+            raise KeyError(f"no complete {kind} entry {key!r} in {self.path}")
+        folder = self.path / kind / key
+        zarr.open_group(str(folder), mode="r+").attrs.update({"complete": False})
+        del self._complete[kind][key]
+        self._forget(kind, key)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def _forget(self, kind: Kind, key: str) -> None:
+        for cache in (self._arrays, self._small):
+            for handle in [h for h in cache if h[:2] == (kind, key)]:
+                del cache[handle]
 
     def close(self) -> None:
         self._arrays.clear()

@@ -108,6 +108,16 @@ class Part(Protocol):
         """
         ...
 
+    def remove(self, kind: Kind, key: str) -> None:
+        """Make a complete entry stop counting, then delete its data (a writer replacing a stale
+        entry calls this before :meth:`write`).
+
+        The completion marker is cleared first (one atomic step), so a kill at any moment leaves
+        the entry either complete (old data, whole) or not listed by :meth:`entries`; never a
+        mix of old and new arrays. Raises ``KeyError`` if no complete entry is under ``key``.
+        """
+        ...
+
     def set_attrs(self, attrs: Attrs) -> None:
         """The part's own attributes (what the store is, for readers without stvg)."""
         ...

@@ -66,6 +66,12 @@ def part_stem(part: tuple[int, int]) -> str:
     return f"part-{part[0]}-of-{part[1]}"
 
 
+def part_of(path: Path) -> tuple[int, int] | None:
+    """``(K, N)`` of a part's path (``.../part-K-of-N<suffix>``), or ``None``."""
+    match = _PART.match(path.name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def part_stems(folder: Path) -> list[tuple[int, int]]:
     """``(K, N)`` of every name in ``folder`` that starts like a part, sorted by ``(N, K)``."""
     found = set()

@@ -75,13 +75,14 @@ from stvg.errors import InputError
 from stvg.features._hdf5 import Hdf5Part
 from stvg.features._zarr import ZarrPart
 from stvg.features.checks import FP16_MAX, NonFiniteFeatures
-from stvg.features.contract import BATCH_ENTRIES, KINDS, Backend, Kind
+from stvg.features.contract import BATCH_ENTRIES, ID_ATTR, KINDS, Backend, Kind
 from stvg.features.failures import FAILURES_NAME, read_failures, record_failure
 from stvg.features.keys import (
     check_part,
     check_split,
     entry_key,
     is_split_name,
+    part_of,
     part_stem,
     part_stems,
 )
@@ -251,6 +252,18 @@ class FeatureStore:
     def entry_ids(self, split: str) -> list[str]:
         """The ids of the complete video entries of ``split``, sorted."""
         return sorted(self._index(split).videos)
+
+    def holders(self, kind: Kind, entry: str, split: str) -> list[tuple[int, int]]:
+        """``(K, N)`` of every part of ``split`` holding a complete entry ``entry`` of ``kind``,
+        the one read first (an entry is in two parts only when sharding layouts were mixed)."""
+        key, index = entry_key(entry), self._index(split)
+        out = []
+        for part in index.parts:
+            attrs = part.entries(kind).get(key)
+            kn = part_of(part.path)
+            if attrs is not None and attrs.get(ID_ATTR[kind]) == entry and kn is not None:
+                out.append(kn)
+        return out
 
     def attrs(self, kind: Kind, entry: str, split: str) -> dict[str, Any]:
         """The attributes stored with a complete entry (``kind``: ``"videos"`` or ``"queries"``):

@@ -121,12 +121,34 @@ class PartWriter:
             return {name: q, f"{name}_scale": scale}
         return {name: x.astype(np.float16)}
 
-    def _put(self, kind: Kind, entry: str, attrs: Attrs, arrays: dict[str, np.ndarray]) -> None:
+    def remove(self, kind: Kind, entry: str) -> bool:
+        """Remove a complete entry of this part (``kind``: ``"videos"`` or ``"queries"``), its
+        completion marker first (:meth:`~stvg.features.contract.Part.remove`); False when this
+        part holds no complete entry ``entry``."""
+        if self._closed:
+            raise RuntimeError(f"the writer of {self.path} is closed")
+        key = entry_key(entry)
+        if key not in self._part.entries(kind):
+            return False
+        self._part.remove(kind, key)
+        self._on_write()
+        return True
+
+    def _put(
+        self,
+        kind: Kind,
+        entry: str,
+        attrs: Attrs,
+        arrays: dict[str, np.ndarray],
+        replace: bool = False,
+    ) -> None:
         if self._closed:
             raise RuntimeError(f"the writer of {self.path} is closed")
         key = entry_key(entry)
         existing = self._part.entries(kind).get(key)
-        if existing is not None:
+        if existing is not None and replace:
+            self._part.remove(kind, key)  # marker cleared first: a kill loses only this entry
+        elif existing is not None:
             raise ValueError(
                 f"{kind[:-1]} entry {entry!r} is already complete in {self.path} "
                 f"(stored id {existing.get(ID_ATTR[kind])!r}); "
@@ -154,6 +176,7 @@ class PartWriter:
         motion: ArrayLike,
         *,
         attrs: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> None:
         """Write one video entry; its completion marker goes last.
 
@@ -165,6 +188,8 @@ class PartWriter:
             motion: float ``[Td, C2, h2, w2]`` video backbone maps.
             attrs: more entry attributes (``str``/``int``/``float``/``bool``), e.g. ``{"fps":
                 25.0}`` (the video's native rate: also written on ``frame_ids``/``clip_spans``).
+            replace: replace a complete entry of this part (checked first, then removed with
+                its marker cleared first, then written); without it that is a ``ValueError``.
 
         Raises ``ValueError`` on wrong shapes, dtypes or attributes and
         :class:`~stvg.features.checks.NonFiniteFeatures` on inf/NaN or values beyond float16,
@@ -193,7 +218,7 @@ class PartWriter:
             "clip_spans": clip_spans,
             **self._encode("motion", motion),
         }
-        self._put("videos", entry_id, {"entry_id": entry_id, **extra}, arrays)
+        self._put("videos", entry_id, {"entry_id": entry_id, **extra}, arrays, replace)
 
     def write_query(
         self,
@@ -203,9 +228,11 @@ class PartWriter:
         entry_id: str,
         *,
         attrs: dict[str, Any] | None = None,
+        replace: bool = False,
     ) -> None:
         """Write one query entry: text states ``[L, D]``, mask ``[L]`` (True = token), the
-        Sample, the ``entry_id`` of its video entry, and ``attrs`` as in :meth:`write_video`.
+        Sample, the ``entry_id`` of its video entry, and ``attrs`` and ``replace`` as in
+        :meth:`write_video`.
 
         Raises ``ValueError`` on wrong shapes and
         :class:`~stvg.features.checks.NonFiniteFeatures` on bad values, before anything is
@@ -230,7 +257,7 @@ class PartWriter:
             **extra,
         }
         arrays = {**self._encode("text", text), "text_mask": mask.astype(bool)}
-        self._put("queries", sid, attrs_, arrays)
+        self._put("queries", sid, attrs_, arrays, replace)
 
     def close(self) -> None:
         """Finish the part (HDF5: into its single file) and release the lock."""
