@@ -83,7 +83,8 @@ def extract_command(
 ) -> None:
     """Decode each video once, run the frozen backbones, write a feature store.
 
-    Resumable: a rerun skips complete entries. A video that cannot be decoded is recorded in
+    Resumable: a rerun skips complete entries and re-extracts the ones whose caption, sample
+    fields or video file changed since (each entry records what it was made from). A video that cannot be decoded is recorded in
     the store's failures.jsonl and the others go on; the exit code is then 3.
     """
     from stvg.atomic import write_json_atomic
@@ -133,7 +134,7 @@ def extract_command(
         typer.echo(json.dumps(report))
     else:
         typer.echo(
-            f"{report['new_videos']} new videos, {report['skipped']} skipped (complete), "
+            f"{summary.counts_line()}, "
             f"{report['failed']} failed, {report['queries']} queries, {report['frames']} frames "
             f"in {report['seconds']:.1f} s -> {out}"
         )

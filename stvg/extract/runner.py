@@ -363,10 +363,13 @@ class Summary:
         )
 
     def counts_line(self) -> str:
-        """``"2 new, 1 re-extracted (changed: caption), 5 skipped (complete)"``."""
-        changed = ", ".join(sorted(self.changes))
-        again = f"{self.reextracted} re-extracted" + (f" (changed: {changed})" if changed else "")
-        return f"{self.new_videos} new, {again}, {self.skipped} skipped (complete)"
+        """``"2 new videos, 1 re-extracted (changed: caption), 5 skipped (complete)"`` (the
+        re-extracted count only when there are some)."""
+        again = ""
+        if self.reextracted:
+            changed = ", ".join(f"{name}" for name in sorted(self.changes))
+            again = f"{self.reextracted} re-extracted (changed: {changed}), "
+        return f"{self.new_videos} new videos, {again}{self.skipped} skipped (complete)"
 
     def to_json(self) -> dict[str, Any]:
         return {

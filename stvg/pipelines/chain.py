@@ -18,6 +18,7 @@ from typing import Any
 from stvg.atomic import write_json_atomic
 from stvg.config import require
 from stvg.errors import InputError
+from stvg.pipelines.inputs import annotation_files, files_state
 from stvg.pipelines.steps import Pipeline, Step, StepResult
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,13 @@ def run_score(cfg: PipelineConfig, layout: Layout, resume: bool) -> dict[str, An
     return {"all": results["all"]}
 
 
+def extract_inputs(cfg: PipelineConfig, layout: Layout) -> dict[str, Any]:
+    """The extract step's input files: annotation bytes, the other files' size and mtime."""
+    splits = ["train", "val", cfg.split]
+    notes = annotation_files(cfg.dataset, layout.data, splits, cfg.annotations)
+    return files_state(layout.data, notes, exclude=[layout.root])
+
+
 def build_steps(cfg: PipelineConfig) -> list[Step]:
     """The steps of ``cfg`` in order, each with the config its fingerprint covers."""
     from stvg.extract.config import preset as extract_preset
@@ -255,7 +263,15 @@ def build_steps(cfg: PipelineConfig) -> list[Step]:
     outputs = [layout.metrics, layout.report]
     return [
         *steps,
-        Step("extract", extract_config, [layout.features], extract, after=upstream),
+        Step(
+            "extract",
+            extract_config,
+            [layout.features],
+            extract,
+            after=upstream,
+            inputs=partial(extract_inputs, cfg, layout),
+            incremental=True,
+        ),
         Step("train", {"train": train_cfg.to_json()}, [layout.run], train, after=["extract"]),
         Step("predict", {"split": cfg.split}, [layout.predictions], predict, after=["train"]),
         Step("score", {"protocol": cfg.protocol}, outputs, score, after=["predict"]),

@@ -6,11 +6,15 @@
 * same fingerprint and ``complete`` (and its outputs still there): skipped, and the log says so;
 * same fingerprint but ``running`` (the last run was interrupted): run again in resume mode
   (extraction and training continue where they stopped);
+* only its input files changed (``inputs``, e.g. an edited caption) and the step is
+  ``incremental`` (extraction: each entry knows what it was made from and a rerun re-extracts
+  the changed ones): run again in resume mode, its outputs kept;
 * another fingerprint (an input or a setting changed), ``--force`` or ``--from`` this step or an
   earlier one: its outputs are removed and it runs from scratch.
 
-A step's fingerprint covers its own config and its upstream steps' fingerprints, so a change
-reruns exactly the steps downstream of it.
+A step's fingerprint covers its own config, the state of its input files (``inputs``: contents
+of annotation files, size and modification time of videos: :mod:`stvg.pipelines.inputs`) and
+its upstream steps' fingerprints, so a change reruns exactly the steps downstream of it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class Step:
     outputs: list[Path]
     run: Callable[[bool], dict[str, Any]]
     after: list[str] = field(default_factory=list)
+    inputs: Callable[[], Any] | None = None  # the state of its input files, taken when it is due
+    incremental: bool = False  # changed inputs alone: rerun in resume mode, outputs kept
 
 
 @dataclass
@@ -83,10 +89,18 @@ class Pipeline:
         results = []
         for index, step in enumerate(steps):
             upstream = {name: self.fingerprints[name] for name in step.after}
-            fp = fingerprint({"config": step.config, "upstream": upstream})
+            settings = fingerprint({"config": step.config, "upstream": upstream})
+            inputs = step.inputs() if step.inputs is not None else None
+            fp = (
+                settings
+                if inputs is None
+                else fingerprint({"settings": settings, "inputs": inputs})
+            )
             self.fingerprints[step.name] = fp
             record = self.state["steps"].get(step.name, {})
             same = record.get("fingerprint") == fp
+            # state files of earlier versions hold the settings' fingerprint only
+            same_settings = record.get("settings", record.get("fingerprint")) == settings
             outputs_there = all(p.exists() for p in step.outputs)
             if (
                 same
@@ -97,7 +111,10 @@ class Pipeline:
                 log.info("step %s: up to date (inputs unchanged), skipped", step.name)
                 results.append(StepResult(step.name, False, fp, record.get("summary", {})))
                 continue
-            resume = same and record.get("status") == "running" and index < forced_from
+            update = not same and same_settings and step.incremental and outputs_there and record
+            resume = (
+                (same and record.get("status") == "running") or bool(update)
+            ) and index < forced_from
             if not resume:
                 for path in step.outputs:
                     if path.is_dir():
@@ -105,7 +122,9 @@ class Pipeline:
                     elif path.exists():
                         path.unlink()
             why = (
-                "resuming an interrupted run"
+                "input files changed: updating"
+                if resume and update
+                else "resuming an interrupted run"
                 if resume
                 else "inputs changed"
                 if record
@@ -114,14 +133,11 @@ class Pipeline:
             if index >= forced_from:
                 why = "forced"
             log.info("step %s: running (%s)", step.name, why)
-            self.state["steps"][step.name] = {"fingerprint": fp, "status": "running"}
+            state = {"fingerprint": fp, "settings": settings}
+            self.state["steps"][step.name] = {**state, "status": "running"}
             self._save()
             summary = step.run(resume)
-            self.state["steps"][step.name] = {
-                "fingerprint": fp,
-                "status": "complete",
-                "summary": summary,
-            }
+            self.state["steps"][step.name] = {**state, "status": "complete", "summary": summary}
             self._save()
             results.append(StepResult(step.name, True, fp, summary))
         return results
