@@ -70,3 +70,30 @@ def test_pipeline_cli_unknown_step_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "'--from'" in result.output and "'bogus' is not one of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_edited_annotation_reruns_extract_train_predict(tmp_path):
+    out = tmp_path / "p"
+    run_pipeline(tiny(out))
+    path = out / "data" / "test.json"
+    doc = json.loads(path.read_text())
+    doc["samples"][0]["caption"] = "the purple hexagon dances in circles"
+    path.write_text(json.dumps(doc))
+    kept = next((out / "features" / "train").glob("part-*/videos/*/zarr.json"))
+    kept_time = kept.stat().st_mtime_ns
+
+    results, _ = run_pipeline(tiny(out))
+    assert ran(results) == {
+        "synth": False,
+        "extract": True,
+        "train": True,
+        "predict": True,
+        "score": True,
+    }
+    extract = next(r for r in results if r.name == "extract").summary
+    assert (extract["new_videos"], extract["reextracted"]) == (0, 1)
+    assert extract["changes"] == {"caption": 1}
+    assert kept.stat().st_mtime_ns == kept_time  # the store was updated, not rebuilt
+
+    results, _ = run_pipeline(tiny(out))
+    assert not any(ran(results).values())
