@@ -71,6 +71,9 @@ from stvg.progress import bar_disabled
 
 log = logging.getLogger(__name__)
 
+LOCK_WAIT = 60.0
+"""Seconds a run waits for the lock of another layout's part holding entries it replaces."""
+
 
 @dataclass
 class Encoders:
@@ -446,10 +449,27 @@ def assess(store: Any, entry: Entry) -> Work:
     return Work(entry, video, queries, list(dict.fromkeys(changes)), kept or current, legacy)
 
 
-def remove_elsewhere(store: Any, works: list[Work], shard: tuple[int, int]) -> int:
+def _writer_waiting(store: Any, split: str, part: tuple[int, int], wait: float) -> Any:
+    """``store.writer(split, part)``, retrying for up to ``wait`` seconds while it is locked
+    (shards of one run removing from the same old part take turns)."""
+    from stvg.features.locking import PartLocked
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return store.writer(split, part=part)
+        except PartLocked:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def remove_elsewhere(
+    store: Any, works: list[Work], shard: tuple[int, int], wait: float = 60.0
+) -> int:
     """Remove the stale entries ``works`` replace from parts other than this shard's own (each
-    part under its lock); returns how many were removed. Raises :class:`InputError` when such a
-    part's writer is running now."""
+    part under its lock, waited for up to ``wait`` seconds); returns how many were removed.
+    Raises :class:`InputError` when such a part's writer is still running after that."""
     from stvg.features.locking import PartLocked
 
     todo: dict[tuple[str, tuple[int, int]], list[tuple[str, str]]] = {}
@@ -461,14 +481,15 @@ def remove_elsewhere(store: Any, works: list[Work], shard: tuple[int, int]) -> i
     removed = 0
     for (split, kn), items in sorted(todo.items()):
         try:
-            with store.writer(split, part=kn) as writer:
+            with _writer_waiting(store, split, kn, wait) as writer:
                 for kind, entry in items:
                     removed += writer.remove(kind, entry)
         except PartLocked as error:
             raise InputError(
                 f"{len(items)} changed entries (e.g. {items[0][1]!r}) live in part "
                 f"{kn[0]}-of-{kn[1]} of split {split!r} (written with --shard K/{kn[1]}), and "
-                "that part's writer is running now; nothing of this shard was written",
+                f"that part's writer is running now (waited {wait:g} s); nothing of this shard "
+                "was written",
                 file=error.file,
                 hint="Rerun this shard once that writer has finished",
             ) from None
@@ -511,7 +532,7 @@ def extract_entries(
             "a new --out to redo them)",
             summary.legacy,
         )
-    remove_elsewhere(store, [w for w in works if w.replaced()], shard)
+    remove_elsewhere(store, [w for w in works if w.replaced()], shard, wait=LOCK_WAIT)
     for work in works:
         if work.changes:
             log.info(

@@ -203,8 +203,11 @@ def test_a_changed_entry_in_a_part_of_another_sharding_layout(data, tmp_path):
     assert_same(store_arrays(clean), store_arrays(out))
 
 
-def test_a_changed_entry_in_a_part_being_written_is_refused(data, tmp_path):
+def test_a_changed_entry_in_a_part_being_written_is_refused(data, tmp_path, monkeypatch):
     from stvg.errors import InputError
+    from stvg.extract import runner
+
+    monkeypatch.setattr(runner, "LOCK_WAIT", 1.0)
 
     work = copy_data(data, tmp_path / "data")
     out = tmp_path / "features"
