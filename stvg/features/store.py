@@ -27,7 +27,10 @@ either dtype, before anything is written. Readers always return float32 (dequant
 
 An entry counts only once its completion marker is written, last. Readers skip incomplete
 entries; a writer deletes its part's incomplete entries when it opens, so a rerun after a
-``kill -9`` rewrites them cleanly.
+``kill -9`` rewrites them cleanly. A stale entry is replaced with ``replace=True`` (or removed with
+``PartWriter.remove``): its marker is cleared first, so a kill loses at most that entry. Entries
+written by ``stvg extract`` carry a ``source`` attribute (JSON: what they were computed from,
+:mod:`stvg.extract.sources`), which is how a rerun finds the stale ones.
 
 Reading a store without stvg (plain ``zarr``, ``xarray``, ``h5py``, ``dask``):
 
