@@ -393,14 +393,15 @@ class Summary:
 class Work:
     """What a run has to do for one entry: ``video`` is ``"new"``, ``"changed"`` or ``"keep"``;
     ``queries`` maps the sample ids to write to ``"new"`` or ``"changed"``; ``changes`` names
-    what changed; ``video_source`` is the source record of the video entry the queries refer to.
+    what changed; ``video_source`` is the source record of the video entry the queries refer to
+    (``None``: a kept entry of an older stvg, which has none).
     """
 
     entry: Entry
     video: str
     queries: dict[str, str]
     changes: list[str]
-    video_source: dict[str, Any]
+    video_source: dict[str, Any] | None
     legacy: int = 0
 
     @property
@@ -446,7 +447,7 @@ def assess(store: Any, entry: Entry) -> Work:
         if old != new:
             queries[sid] = "changed"
             changes += query_changes(old, new, attrs.get("sample"), sample)
-    return Work(entry, video, queries, list(dict.fromkeys(changes)), kept or current, legacy)
+    return Work(entry, video, queries, list(dict.fromkeys(changes)), kept, legacy)
 
 
 def _writer_waiting(store: Any, split: str, part: tuple[int, int], wait: float) -> Any:
@@ -583,7 +584,7 @@ def extract_entries(
 
     def write_queries(work: Work, texts: list[Any]) -> None:
         writer = writer_for(work.entry.split)
-        video_hash = digest(work.video_source)
+        video_hash = None if work.video_source is None else digest(work.video_source)
         for sample, text, mask in texts:
             why = work.queries.get(sample.sample_id)
             if why is None:
@@ -612,7 +613,7 @@ def extract_entries(
             attrs={
                 "fps": float(entry.fps),
                 "video_id": entry.video_id,
-                SOURCE_ATTR: source_json(work.video_source),
+                SOURCE_ATTR: source_json(work.video_source or video_source(entry)),
             },
             replace=work.video == "changed",
         )

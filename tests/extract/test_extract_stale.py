@@ -187,6 +187,14 @@ def test_entries_without_a_source_are_kept_with_one_warning(data, tmp_path, capl
     assert len(warnings) == 1
     assert_same(before, store_arrays(source))
 
+    # a query missing from an old entry is written (with a source), then stays complete
+    gone = next(p for p in source.glob("test/part-*.zarr/queries/*") if p.is_dir())
+    shutil.rmtree(gone)
+    summary = run(config("zarr"), work, source, SPLITS, progress=False)
+    assert (summary.new_videos, summary.reextracted, summary.queries) == (1, 0, 1)
+    again = run(config("zarr"), work, source, SPLITS, progress=False)
+    assert (again.new_videos, again.reextracted, again.queries) == (0, 0, 0)
+
 
 def test_a_changed_entry_in_a_part_of_another_sharding_layout(data, tmp_path):
     work = copy_data(data, tmp_path / "data")
