@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -84,8 +85,9 @@ def extract_command(
     """Decode each video once, run the frozen backbones, write a feature store.
 
     Resumable: a rerun skips complete entries and re-extracts the ones whose caption, sample
-    fields or video file changed since (each entry records what it was made from). A video that cannot be decoded is recorded in
-    the store's failures.jsonl and the others go on; the exit code is then 3.
+    fields or video file changed since (each entry records what it was made from). A video
+    that cannot be decoded is recorded in the store's failures.jsonl and the others go on; the
+    exit code is then 3.
     """
     from stvg.atomic import write_json_atomic
     from stvg.device import resolve_device
@@ -130,6 +132,7 @@ def extract_command(
     report = summary.to_json()
     if json_out is not None:
         write_json_atomic(json_out, report, indent=1)
+    sys.stderr.flush()  # the progress bar's last newline goes before the summary line
     if as_json:
         typer.echo(json.dumps(report))
     else:

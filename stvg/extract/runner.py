@@ -20,8 +20,8 @@ and clips of consecutive entries are queued together and a backbone runs wheneve
 ``batch_size`` rows, whichever entries they come from (static frames are queued per frame size:
 frames of different sizes cannot share a batch). An entry is written as soon as all its rows are
 encoded; partial batches run, padded, once ``batch_size`` entries are waiting (to bound memory)
-and at the end. Texts are encoded one caption at a time: padding to the longest caption of a
-batch would make a query's values depend on its neighbours. A kill also loses the waiting
+and at the end. Texts are still encoded one entry at a time: their padding to the longest
+caption of the batch would otherwise depend on the neighbours. A kill also loses the waiting
 entries (at most ``batch_size``); the rerun recomputes them.
 
 A video that cannot be decoded (missing, empty, truncated, not a video, too short) is recorded
@@ -207,18 +207,16 @@ def encode_motion(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -
 def encode_texts(
     samples: list[Any], config: ExtractConfig, encoders: Encoders
 ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
-    """Each query's ``(sample, states [L, 768] float32, mask [L] all true)``.
-
-    Each caption is encoded alone (a batch of one, padded to nothing): padding to the longest
-    caption of a batch changes the states of the shorter ones by ~1e-6, so a query's text is a
-    function of its own caption only, and re-extracting one edited caption gives what a clean
-    run gives, whatever the other captions of its video are.
-    """
+    """Each query's ``(sample, states [L, 768] float32, mask [L] all true)``; the captions of
+    one entry are one batch, padded to the longest (so a re-extracted query is encoded with all
+    its entry's captions, as a clean run encodes it, and only the stale ones are written)."""
+    states, mask = encoders.text.encode(
+        [s.caption for s in samples], max_length=config.max_text_len
+    )
     texts = []
-    for sample in samples:
-        states, mask = encoders.text.encode([sample.caption], max_length=config.max_text_len)
-        n = int(mask[0].sum())
-        texts.append((sample, states[0, :n].float().cpu().numpy(), np.ones(n, dtype=bool)))
+    for i, sample in enumerate(samples):
+        n = int(mask[i].sum())
+        texts.append((sample, states[i, :n].float().cpu().numpy(), np.ones(n, dtype=bool)))
     return texts
 
 
@@ -403,6 +401,7 @@ class Work:
     changes: list[str]
     video_source: dict[str, Any] | None
     legacy: int = 0
+    text_batch: list[int] | None = None
 
     @property
     def needed(self) -> bool:
@@ -414,8 +413,18 @@ class Work:
         return out + [("queries", sid) for sid, why in self.queries.items() if why == "changed"]
 
 
-def assess(store: Any, entry: Entry) -> Work:
-    """Compare an entry's stored sources with the current annotations and video file."""
+def text_batch(entry: Entry, config: ExtractConfig, encoders: Encoders) -> list[int]:
+    """``[B, L]``: the shape of the entry's text batch (its captions, padded to the longest)."""
+    from stvg.extract.backbones.text import MAX_POSITIONS
+
+    ids = encoders.text.tokenizer([s.caption for s in entry.samples])["input_ids"]
+    longest = max(len(i) for i in ids)
+    return [len(entry.samples), min(longest, config.max_text_len, MAX_POSITIONS)]
+
+
+def assess(store: Any, entry: Entry, batch: list[int] | None = None) -> Work:
+    """Compare an entry's stored sources with the current annotations and video file
+    (``batch``: its :func:`text_batch`)."""
     split, current = entry.split, video_source(entry)
     changes: list[str] = []
     legacy = 0
@@ -443,11 +452,12 @@ def assess(store: Any, entry: Entry) -> Work:
         if old is None:
             legacy += 1
             continue
-        new = query_source(sample, video_hash)
+        new = query_source(sample, video_hash, batch)
         if old != new:
             queries[sid] = "changed"
             changes += query_changes(old, new, attrs.get("sample"), sample)
-    return Work(entry, video, queries, list(dict.fromkeys(changes)), kept, legacy)
+    names = list(dict.fromkeys(changes))
+    return Work(entry, video, queries, names, kept, legacy, batch)
 
 
 def _writer_waiting(store: Any, split: str, part: tuple[int, int], wait: float) -> Any:
@@ -520,7 +530,7 @@ def extract_entries(
     failed_before = {f.get("entry_id") for f in store.failures()} if skip_failed else set()
     works: list[Work] = []
     for entry in mine:
-        work = assess(store, entry)
+        work = assess(store, entry, text_batch(entry, config, encoders))
         summary.legacy += work.legacy
         if not work.needed or entry.entry_id in failed_before:
             summary.skipped += 1
@@ -589,7 +599,7 @@ def extract_entries(
             why = work.queries.get(sample.sample_id)
             if why is None:
                 continue
-            source = source_json(query_source(sample, video_hash))
+            source = source_json(query_source(sample, video_hash, work.text_batch))
             writer.write_query(
                 sample,
                 text,
@@ -643,8 +653,7 @@ def extract_entries(
     packer = Packer(config, encoders) if config.pack else None
     try:
         for work in texts_only:  # the video entry stands: its queries need no decoding
-            samples = [s for s in work.entry.samples if s.sample_id in work.queries]
-            write_queries(work, encode_texts(samples, config, encoders))
+            write_queries(work, encode_texts(work.entry.samples, config, encoders))
             count(work)
             tick()
         with ThreadPoolExecutor(max_workers=max(1, config.decode_threads)) as pool:

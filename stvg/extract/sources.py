@@ -8,8 +8,12 @@ sampling parameters, dtype: a store refuses a run with other settings).
   ``size`` and ``mtime_ns``, the ``segment``, the ``sampling_segment`` the static grid covers,
   ``fps`` (which decides the grid), ``frame_count``, ``width`` and ``height``.
 * **query entry**: a hash of its whole Sample record (the entry stores that record, and training
-  reads the tube and boxes from it, so a changed box makes it stale too) and the source hash of
-  the video entry it belongs to (a re-extracted video re-extracts its queries).
+  reads the tube and boxes from it, so a changed box makes it stale too), the source hash of
+  the video entry it belongs to (a re-extracted video re-extracts its queries) and the shape
+  ``[B, L]`` of the text batch it was encoded in: an entry's captions are encoded together,
+  padded to the longest, and the padded length changes the states (~1e-6), so an edited caption
+  that changes ``B`` or ``L`` re-encodes its neighbours too ("text batch"), as a clean run
+  would encode them.
 
 Why the video file's size and modification time rather than a hash of its bytes: a rerun that
 has nothing to do must stay cheap, and hashing every video of VidSTG (hundreds of GB) on every
@@ -67,9 +71,13 @@ def video_source(entry: Entry) -> dict[str, Any]:
     }
 
 
-def query_source(sample: Sample, video_hash: str | None) -> dict[str, Any]:
-    """The source record of a query entry: its Sample's hash and its video entry's source hash."""
-    return {"sample": digest(sample.to_json()), "video": video_hash}
+def query_source(
+    sample: Sample, video_hash: str | None, text_batch: list[int] | None = None
+) -> dict[str, Any]:
+    """The source record of a query entry: its Sample's hash, its video entry's source hash and
+    the shape ``[B, L]`` of the text batch it was encoded in (an entry's captions are one batch
+    padded to the longest, and the padded length changes the states by ~1e-6)."""
+    return {"sample": digest(sample.to_json()), "video": video_hash, "text_batch": text_batch}
 
 
 def stored_source(attrs: dict[str, Any]) -> dict[str, Any] | None:
@@ -117,6 +125,8 @@ def query_changes(
         changed.extend(fields or ["sample"])
     if old.get("video") != new["video"]:
         changed.append("video")
+    if old.get("text_batch") != new["text_batch"]:
+        changed.append("text batch")
     return changed
 
 

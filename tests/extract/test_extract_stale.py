@@ -70,6 +70,28 @@ def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys=None) -
         assert a[key].shape == b[key].shape and np.array_equal(a[key], b[key]), key
 
 
+def same_batch_edit(data: Path, encoder) -> tuple[int, str]:
+    """A test sample and another caption that leaves its entry's text batch shape [B, L] as it
+    is (the captions of an entry are encoded together, padded to the longest)."""
+    samples = samples_of(data)["test"]
+    length = {
+        c: len(encoder.tokenizer([c])["input_ids"][0])
+        for c in {s["caption"] for s in [*samples, *samples_of(data)["train"]]}
+    }
+    for i, sample in enumerate(samples):
+        mates = [
+            s["caption"] for s in samples if s["video_id"] == sample["video_id"] and s is not sample
+        ]
+        longest = max(length[c] for c in [sample["caption"], *mates])
+        for caption in length:
+            if (
+                caption != sample["caption"]
+                and max([length[caption], *(length[c] for c in mates)]) == longest
+            ):
+                return i, caption
+    raise AssertionError("no caption keeps the batch shape")
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_edited_caption_reextracts_that_query_only(data, tmp_path, backend):
     work = copy_data(data, tmp_path / "data")
@@ -79,7 +101,9 @@ def test_an_edited_caption_reextracts_that_query_only(data, tmp_path, backend):
     before = store_arrays(out)
     files = entry_files(out)
 
-    edited = edit_caption(work, "test", 0, "the purple hexagon dances in circles")
+    encoder = build_text_encoder(layers=1, weights="random", device="cpu")
+    index, caption = same_batch_edit(work, encoder)
+    edited = edit_caption(work, "test", index, caption)
     sid = edited["sample_id"]
     args = ["extract", "--dataset", "synthetic", "--data-root", str(work), "--out", str(out)]
     args += ["--backend", backend, "--json", str(tmp_path / "summary.json")]
@@ -99,14 +123,14 @@ def test_an_edited_caption_reextracts_that_query_only(data, tmp_path, backend):
         changed = {k for k, t in entry_files(out).items() if files.get(k) != t}
         assert {k.split("/")[3] for k in changed} == {sid}, changed
         assert f"test/part-0-of-1.zarr/queries/{sid}/zarr.json" in changed
-    # its text is the encoder's states of the new caption alone, stored as float16
-    encoder = build_text_encoder(layers=1, weights="random", device="cpu")
-    states, mask = encoder.encode([edited["caption"]], max_length=config(backend).max_text_len)
-    n = int(mask[0].sum())
-    expected = states[0, :n].numpy().astype(np.float16).astype(np.float32)
+    # its text: the encoder's states of its entry's captions (one batch), its row, as float16
+    batch = [s for s in samples_of(work)["test"] if s["video_id"] == edited["video_id"]]
+    states, mask = encoder.encode([s["caption"] for s in batch], max_length=24)
+    row = [s["sample_id"] for s in batch].index(sid)
+    n = int(mask[row].sum())
+    expected = states[row, :n].numpy().astype(np.float16).astype(np.float32)
     assert np.array_equal(after[f"test/{sid}/text"], expected)
-    assert not np.array_equal(after[f"test/{sid}/text"][:1], before[f"test/{sid}/text"][:1])
-    assert open_store(out).query(sid, "test")["sample"].caption == edited["caption"]
+    assert open_store(out).query(sid, "test")["sample"].caption == caption
 
     clean = tmp_path / "clean"
     run(config(backend), work, clean, SPLITS, progress=False)
@@ -114,6 +138,23 @@ def test_an_edited_caption_reextracts_that_query_only(data, tmp_path, backend):
 
     again = run(config(backend), work, out, SPLITS, progress=False)
     assert (again.new_videos, again.reextracted, again.skipped) == (0, 0, entries)
+
+
+def test_a_longer_caption_reencodes_its_entry_neighbours(data, tmp_path):
+    work = copy_data(data, tmp_path / "data")
+    out = tmp_path / "features"
+    run(config("zarr"), work, out, SPLITS, progress=False)
+    samples = samples_of(work)["test"]
+    edited = edit_caption(work, "test", 0, "the purple hexagon dances in circles " * 2)
+    mates = [s for s in samples if s["video_id"] == edited["video_id"]]
+    summary = run(config("zarr"), work, out, SPLITS, progress=False)
+    assert (summary.reextracted, summary.queries, summary.frames) == (1, len(mates), 0)
+    assert summary.changes == (
+        {"caption": 1, "text batch": 1} if len(mates) > 1 else {"caption": 1}
+    )
+    clean = tmp_path / "clean"
+    run(config("zarr"), work, clean, SPLITS, progress=False)
+    assert_same(store_arrays(clean), store_arrays(out))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -203,7 +244,7 @@ def test_a_changed_entry_in_a_part_of_another_sharding_layout(data, tmp_path):
         run(config("hdf5"), work, out, SPLITS, shard=(k, 2), progress=False)
     edited = edit_caption(work, "train", 0, "the orange star spins twice")
     summary = run(config("hdf5"), work, out, SPLITS, shard=(0, 1), progress=False)
-    assert (summary.reextracted, summary.changes) == (1, {"caption": 1})
+    assert summary.reextracted == 1 and summary.changes["caption"] == 1
     store = open_store(out)
     assert store.holders("queries", edited["sample_id"], "train") == [(0, 1)]
     clean = tmp_path / "clean"
