@@ -106,7 +106,7 @@ def test_an_edited_caption_reextracts_that_query_only(data, tmp_path, backend):
     edited = edit_caption(work, "test", index, caption)
     sid = edited["sample_id"]
     args = ["extract", "--dataset", "synthetic", "--data-root", str(work), "--out", str(out)]
-    args += ["--backend", backend, "--json", str(tmp_path / "summary.json")]
+    args += ["--backend", backend, "--json-out", str(tmp_path / "summary.json")]
     args += [x for k, v in SMALL.items() for x in (f"--{k.replace('_', '-')}", str(v))]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
