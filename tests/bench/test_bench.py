@@ -62,7 +62,7 @@ def test_bench_train_times_the_trainers_step(monkeypatch, tmp_path):
     monkeypatch.setattr(trainer, "train_step", counting)
     out = tmp_path / "train.json"
     threads = torch.get_num_threads()
-    result = CliRunner().invoke(app, ["bench", "train", "--quick", "--json", str(out)])
+    result = CliRunner().invoke(app, ["bench", "train", "--quick", "--json-out", str(out)])
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert [json.loads(line) for line in result.stdout.splitlines()] == [saved], result.output
