@@ -20,6 +20,9 @@ def train_command(
     features: Path = typer.Option(..., help="Feature store written by `stvg extract`."),
     out: Path = typer.Option(..., help="Run folder (refused if not empty, unless --resume)."),
     preset: Preset = typer.Option("vidstg", help="The paper's settings for this data set."),
+    model: str = typer.Option(
+        None, help="The model: csdvl (default), cgstvg or costa (= --set model_name=)."
+    ),
     set_: list[str] = typer.Option(
         [],
         "--set",
@@ -58,6 +61,8 @@ def train_command(
         overrides.append(f"init={init}")
     if seed is not None:
         overrides.append(f"seed={seed}")
+    if model is not None:
+        overrides.append(f"model_name={model}")
     config = resolve(preset, overrides)
     if not features.is_dir():
         raise InputError(f"--features {features}: no such folder (a store of `stvg extract`)")

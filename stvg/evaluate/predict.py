@@ -10,9 +10,11 @@ the whole segment: pass ``p`` takes stored frames ``floor((k + (p + 0.5) / P) * 
 every stored frame is in at least one pass; when ``P * F > S``, ``P * F - S`` slots see a frame
 again, and a frame seen more than once gets the mean of its boxes (normalized cxcywh). With
 ``S = P * F`` every frame is seen exactly once; with ``P = 1`` the pass is training's
-``uniform_indices``. The passes' 2D score maps are averaged (after the sigmoid); the best valid
-proposal ``(i, j)`` (clips ``i`` to ``j`` inclusive) gives the span
-``[clip_spans[i].start, clip_spans[j].end)``.
+``uniform_indices``. The span comes from the model's entry of :mod:`stvg.models.zoo`: for CSDVL
+the passes' 2D score maps are averaged (after the sigmoid) and the best valid proposal
+``(i, j)`` (clips ``i`` to ``j`` inclusive) gives ``[clip_spans[i].start, clip_spans[j].end)``;
+for CG-STVG and CoSTA their ``stored_frame_span`` joins the passes' start/end logits into a span
+of stored frames, read in native frames by :func:`stvg.models.zoo.native_span`.
 
 Boxes are converted from normalized cxcywh to ``[x1, y1, x2, y2]`` pixels of the original frame
 and linearly interpolated from the stored frames to every native frame of the segment (held
@@ -38,11 +40,14 @@ def load_run(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The EMA weights of a training run as a ready model (eval mode) and the run's config.
 
+    The model is the run's ``model_name`` (:data:`stvg.models.zoo.MODELS`; csdvl for runs
+    that predate the setting), built from the checkpoint's ``model_config``.
+
     ``weights="best"`` reads ``RUN/best.pt`` (best validation m_vIoU), ``"last"`` the EMA of
     ``RUN/checkpoint.pt``. Raises :class:`~stvg.errors.InputError` when the run has neither.
     """
     from stvg.errors import InputError
-    from stvg.models import build_model
+    from stvg.models.zoo import model_entry
 
     run = Path(run)
     path = run / ("best.pt" if weights == "best" else "checkpoint.pt")
@@ -55,7 +60,7 @@ def load_run(
             hint="Train first with `stvg train --features DIR --out RUN`",
         )
     state = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(state["model_config"])
+    model = model_entry(state["config"].get("model_name", "csdvl")).build(state["model_config"])
     model.load_state_dict(state["ema"])
     model.to(device).eval()
     return model, {
@@ -106,20 +111,24 @@ def tube_from_outputs(
     clip_spans: np.ndarray,
     pass_frames: list[np.ndarray],
     pass_boxes: list[np.ndarray],
-    score_prob: torch.Tensor,
-    map_mask: torch.Tensor,
+    score_prob: torch.Tensor | None = None,
+    map_mask: torch.Tensor | None = None,
+    *,
+    span: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """One query's prediction (``stvg-predictions/1`` entry) from its passes' outputs.
 
     ``pass_frames[p]`` are stored-frame indices and ``pass_boxes[p]`` the [Ts, 4] normalized
     cxcywh boxes of pass ``p`` (a frame in several passes, or twice in one, gets the mean of its
-    boxes; every stored frame must be in one); ``score_prob`` is the averaged [Td, Td]
-    probability map.
+    boxes; every stored frame must be in one). The span is ``span`` (native frames, half-open,
+    as a model's span of :mod:`stvg.models.zoo` gives it) or, without it, CSDVL's from
+    ``score_prob``, the averaged [Td, Td] probability map, over the proposals ``map_mask``.
     """
-    from stvg.models import best_span
+    from stvg.models.zoo import csdvl_span
 
-    start, end, _ = best_span(score_prob[None], map_mask)  # clips [start, end)
-    span = (int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1]))
+    if span is None:
+        record = {"prob": score_prob, "map_mask": map_mask}
+        span = csdvl_span([record], pass_frames, stored_ids, clip_spans, sample.segment)
     boxes = np.zeros((len(stored_ids), 4))
     seen = np.zeros(len(stored_ids))
     for idx, b in zip(pass_frames, pass_boxes, strict=True):
@@ -133,6 +142,19 @@ def tube_from_outputs(
     return {"tube": list(span), "boxes": {str(f): b for f, b in per_frame.items()}}
 
 
+def pass_records(outputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    """A batch's outputs -> one record per item, as :mod:`stvg.models.zoo` spans read them:
+    ``start_logits`` / ``end_logits`` [Ts] when the model has them, else ``prob`` [Td, Td]
+    (the sigmoid of ``score_map``, taken on the whole batch) and ``map_mask`` [Td, Td]."""
+    if "start_logits" in outputs:
+        starts = outputs["start_logits"].float().cpu()
+        ends = outputs["end_logits"].float().cpu()
+        return [{"start_logits": s, "end_logits": e} for s, e in zip(starts, ends, strict=True)]
+    map_mask = outputs["map_mask"].bool().cpu()
+    prob = torch.sigmoid(outputs["score_map"].float()).cpu()
+    return [{"prob": p, "map_mask": map_mask} for p in prob]
+
+
 @torch.no_grad()
 def predict_dataset(
     model: torch.nn.Module,
@@ -141,8 +163,12 @@ def predict_dataset(
     batch_size: int = 8,
     progress: bool = True,
     frames_per_pass: int | None = None,
+    model_name: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
+
+    ``model_name`` (a key of :data:`stvg.models.zoo.MODELS`; default: that of ``model``'s
+    class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`).
 
     Each pass shows the model ``frames_per_pass`` frames (default: the dataset's
     ``num_frames``) laid out by :func:`pass_indices`. The passes of all queries form one stream
@@ -154,35 +180,33 @@ def predict_dataset(
 
     from stvg.errors import InputError
     from stvg.features.dataset import collate
+    from stvg.models.zoo import model_entry, name_of
 
+    entry = model_entry(name_of(model) if model_name is None else model_name)
     model.eval()
     out: dict[str, dict[str, Any]] = {}
     passes: dict[int, list[np.ndarray]] = {}
     boxes: dict[int, list[np.ndarray]] = {}
-    probs: dict[int, list[torch.Tensor]] = {}
+    records: dict[int, list[dict[str, torch.Tensor]]] = {}
     bar = tqdm(total=len(dataset), desc="predict", unit="query", disable=bar_disabled(progress))
 
     def run(batch: list[dict[str, Any]]) -> None:
         inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(batch).items()}
         outputs = model(inputs)
-        map_mask = outputs["map_mask"].bool().cpu()
-        prob = torch.sigmoid(outputs["score_map"].float()).cpu()
         pred_boxes = outputs["pred_boxes"].float().cpu().numpy()
-        for item, b, p in zip(batch, pred_boxes, prob, strict=True):
+        for item, b, r in zip(batch, pred_boxes, pass_records(outputs), strict=True):
             index = int(item["index"])
             boxes[index].append(b)
-            probs[index].append(p)
+            records[index].append(r)
             if len(boxes[index]) < len(passes[index]):
                 continue
-            sample = dataset.samples[index]
+            sample, stored = dataset.samples[index], dataset.stored_frame_ids(index)
+            clip_spans = item["clip_spans"].numpy()
+            span = entry.span(
+                records.pop(index), passes[index], stored, clip_spans, tuple(sample.segment)
+            )
             out[sample.sample_id] = tube_from_outputs(
-                sample,
-                dataset.stored_frame_ids(index),
-                item["clip_spans"].numpy(),
-                passes.pop(index),
-                boxes.pop(index),
-                torch.stack(probs.pop(index)).mean(0),
-                map_mask,
+                sample, stored, clip_spans, passes.pop(index), boxes.pop(index), span=span
             )
             bar.update(1)
 
@@ -192,7 +216,7 @@ def predict_dataset(
     pending: list[dict[str, Any]] = []
     for index in range(len(dataset)):
         passes[index] = pass_indices(len(dataset.stored_frame_ids(index)), per_pass)
-        boxes[index], probs[index] = [], []
+        boxes[index], records[index] = [], []
         pending += dataset.pass_items(index, passes[index])
         while len(pending) >= batch_size:
             run(pending[:batch_size])
@@ -255,6 +279,7 @@ def predict_split(
         batch_size=batch_size,
         progress=progress,
         frames_per_pass=frames_per_pass,
+        model_name=config.get("model_name", "csdvl"),
     )
     annotations = Annotations(
         samples=list(dataset.samples), dataset=store.manifest.dataset, split=split

@@ -8,7 +8,8 @@ on 8 GPUs does not say whether it is per GPU or in all; ``batch_size`` 8 here is
 (``global_batch`` sets the total instead). Not from the paper: ``grad_clip`` 0.1 (MDETR's and
 TubeDETR's default), the constant lr without warmup (MDETR decays and warms up; see
 ``lr_schedule``), ``aux_loss`` off, and every value of the ``synthetic`` preset.
-``model.*`` keys go to :class:`stvg.models.CSDVLConfig`. Overrides are typed and every config
+``model_name`` picks the model (:data:`stvg.models.zoo.MODELS`: csdvl, cgstvg, costa);
+``model.*`` keys go to its config (:class:`stvg.models.CSDVLConfig` for csdvl). Overrides are typed and every config
 is checked when built (:mod:`stvg.config`; docs/design.md section 8): ``--set lr=abc`` or
 ``--set lr_schedule=cosin`` is refused by name, ``TrainConfig(lr=-1)`` raises
 :class:`~stvg.errors.InputError`.
@@ -32,6 +33,10 @@ LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 @dataclass
 class TrainConfig:
     preset: str = "vidstg"
+    # which model to train: csdvl, cgstvg or costa (stvg.models.zoo.MODELS); model.* keys go to
+    # its config. The loss_* weights, loss_att, aux_loss and init are CSDVL's; CG-STVG and
+    # CoSTA train with their papers' loss weights.
+    model_name: str = "csdvl"
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     batch_size: int = 8  # queries per optimizer step *per process*; see global_batch
@@ -128,6 +133,19 @@ class TrainConfig:
             "must be >= 1 (or none)",
             where,
         )
+        from stvg.models.zoo import MODELS
+
+        require(
+            self.model_name in MODELS,
+            "model_name",
+            self.model_name,
+            f"expected one of {', '.join(MODELS)}",
+            where,
+        )
+        if self.model_name != "csdvl":
+            for key, off in (("aux_loss", False), ("init", None)):
+                value = getattr(self, key)
+                require(value == off, key, value, "is a CSDVL setting (model_name=csdvl)", where)
         if self.init is not None:
             from stvg.models.mdetr import parse_init
 
@@ -178,9 +196,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def resolve(preset: str, overrides: list[str] | None = None) -> TrainConfig:
     """The preset with ``key=value`` overrides, each converted to its field's type
-    (``model.KEY`` to :class:`stvg.models.CSDVLConfig`'s); the result, model part included,
-    is validated. Raises :class:`InputError` naming the override at fault."""
-    from stvg.models.csdvl import CSDVLConfig
+    (``model.KEY`` to the config class of the chosen ``model_name``, e.g.
+    :class:`stvg.models.CSDVLConfig`); the result, model part included, is validated. Raises
+    :class:`InputError` naming the override at fault."""
+    from stvg.models.zoo import DEFAULT_MODEL, model_entry
 
     if preset not in PRESETS:
         raise InputError(
@@ -188,11 +207,14 @@ def resolve(preset: str, overrides: list[str] | None = None) -> TrainConfig:
         )
     items = list(overrides or [])
     values: dict[str, Any] = {"preset": preset, **json.loads(json.dumps(PRESETS[preset]))}
-    values = apply_overrides(TrainConfig, values, items, nested={"model": CSDVLConfig})
+    names = [i.partition("=")[2] for i in items if i.partition("=")[0].strip() == "model_name"]
+    name = (names or [values.get("model_name", DEFAULT_MODEL)])[-1].strip()
+    model_config = model_entry(name).config
+    values = apply_overrides(TrainConfig, values, items, nested={"model": model_config})
     config = build(TrainConfig, values, items)
     model_items = [i[len("model.") :] for i in items if i.startswith("model.")]
     try:
-        CSDVLConfig.from_preset(preset, **config.model)
+        model_config.from_preset(preset, **config.model)
     except SettingError as error:
         typed = dict(i.partition("=")[::2] for i in model_items)
         if error.key in typed:

@@ -6,7 +6,8 @@ and scheduler, and on ``--resume`` loads them back from ``RUN/checkpoint.pt``; t
 time. :func:`checkpoint` is the one payload builder, for ``checkpoint.pt`` (everything needed to
 resume: ``model``, ``ema``, ``optimizer``, ``scheduler``, ``step``, ``best``, ``rng``) and for
 ``best.pt`` (the EMA weights, with the validation scores that made them the best); both carry
-``config``, ``model_config`` and ``features``.
+``config`` (whose ``model_name`` says which model of :data:`stvg.models.zoo.MODELS` the weights
+are), ``model_config`` and ``features``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class TrainState:
     ema: EMA
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    model_config: dict[str, Any]  # the resolved CSDVLConfig, as a dict
+    model_config: dict[str, Any]  # the resolved config of config.model_name, as a dict
     batch_size: int  # queries per step in this process (TrainConfig.per_process_batch)
     steps_per_epoch: int
     total_steps: int
@@ -144,6 +145,14 @@ def check_run_folder(out: Path, config: TrainConfig, resume: bool, force: bool) 
     old = {**defaults, **saved["config"]}
     new = config.to_json()
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)} - {"max_steps", "epochs"}
+    if old["model_name"] != new["model_name"]:  # other weights: --force cannot help
+        raise InputError(
+            f"--resume with a different model: the run trains {old['model_name']!r}, "
+            f"now {new['model_name']!r}",
+            file=out / CONFIG,
+            field="model_name",
+            hint="Resume with the run's own model, or start a new --out",
+        )
     if changed and not force:
         diffs = "; ".join(
             f"{k}: run has {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(changed)
@@ -200,7 +209,7 @@ def setup(
     changed config or store unless ``force``. Writes nothing but the (empty) folder ``out``.
     """
     from stvg.features.dataset import FeatureDataset
-    from stvg.models import CSDVLConfig
+    from stvg.models.zoo import model_entry
 
     out = Path(out)
     config.check()
@@ -220,9 +229,11 @@ def setup(
             config.frames_per_pass or config.num_frames,
             in_memory=config.in_memory,
         )
-    model_config = CSDVLConfig.from_preset(
-        config.preset, **{**model_inputs_from(train_set), **config.model}
-    ).to_dict()
+    model_config = (
+        model_entry(config.model_name)
+        .config.from_preset(config.preset, **{**model_inputs_from(train_set), **config.model})
+        .to_dict()
+    )
     batch_size = config.per_process_batch(dist.world)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / batch_size) / dist.world)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -251,14 +262,15 @@ def new_state(
     *,
     init: str | None = None,
 ) -> TrainState:
-    """A state at step 0 without data: the model of ``model_config`` (initialized from the
-    current torch RNG, then from ``init`` = ``mdetr:PATH`` if given) on ``dist.device``, its
+    """A state at step 0 without data: the ``config.model_name`` model of ``model_config``
+    (initialized from the current torch RNG, then from ``init`` = ``mdetr:PATH`` if given,
+    CSDVL only) on ``dist.device``, its
     EMA, AdamW and the LR schedule over ``total_steps``. :func:`setup` builds its runs with it;
     the end-to-end benchmark, whose store fills while it runs, trains its heads with one."""
-    from stvg.models import build_model
     from stvg.models.mdetr import initialize
+    from stvg.models.zoo import model_entry
 
-    model = build_model(model_config)
+    model = model_entry(config.model_name).build(model_config)
     if init:
         initialize(model, init)
     model = model.to(dist.device)

@@ -1,4 +1,4 @@
-"""Stage two: train CSDVL from a feature store. :func:`run` reads top to bottom: setup, loop, save.
+"""Stage two: train a model (``model_name``: CSDVL by default) from a feature store. :func:`run` reads top to bottom: setup, loop, save.
 
 Run folder ``RUN/``: ``config.json`` (the resolved config, plus ``features``: the store manifest's
 backbones and sampling, which ``stvg predict`` / ``score --run`` / ``train --resume`` compare
@@ -61,7 +61,7 @@ def run(
     force: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train CSDVL on the store at ``features`` into the run folder ``out``.
+    """Train ``config.model_name`` on the store at ``features`` into the run folder ``out``.
 
     Returns ``{"steps", "best_m_vIoU" (-1: never validated), "seconds" (the loop's wall time)}``.
     """
@@ -115,23 +115,24 @@ def train_loader(state: TrainState) -> torch.utils.data.DataLoader:
 
 
 def train_step(state: TrainState, batch: dict[str, Any]) -> dict[str, float]:
-    """One optimizer step on a collated batch: forward, weighted losses (plus DETR's auxiliary
-    box losses with ``aux_loss``), backward, gradient clipping, AdamW, scheduler, EMA;
-    ``state.step`` advances by one.
+    """One optimizer step on a collated batch: forward, the model's weighted losses (its entry
+    of :data:`stvg.models.zoo.MODELS`; CSDVL's add DETR's auxiliary box losses with
+    ``aux_loss``), backward, gradient clipping, AdamW, scheduler, EMA; ``state.step`` advances
+    by one.
 
     Returns ``{"loss", <each loss term>, "lr"}`` as floats (``lr``: the rate this step used).
     The benchmarks time this very function.
     """
-    from stvg.train.losses import aux_box_losses, compute_losses, total_loss
+    from stvg.models.zoo import model_entry
+    from stvg.train.losses import total_loss
 
     config, model, optimizer = state.config, state.model, state.optimizer
+    entry = model_entry(config.model_name)
     model.train()
     batch = to_device(batch, state.dist.device)
     outputs = state.net(batch, aux=True) if config.aux_loss else state.net(batch)
-    terms = compute_losses(outputs, batch, attention=config.loss_att > 0)
-    if config.aux_loss:
-        terms.update(aux_box_losses(outputs["aux_boxes"], batch))
-    loss = total_loss(terms, config.loss_weights())
+    terms = entry.losses(outputs, batch, config)
+    loss = total_loss(terms, entry.weights(config))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip > 0:

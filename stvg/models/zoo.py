@@ -1,0 +1,197 @@
+"""The model zoo: the one place that maps a model name to its parts.
+
+``MODELS[name]`` is a :class:`ModelEntry` ``(config, build, losses, weights, span)``:
+
+* ``config``: the model's config dataclass (``from_preset``, ``from_dict``, ``to_dict``);
+  ``stvg train``'s ``model.KEY=VALUE`` overrides go to it;
+* ``build``: config (or its dict) -> ``nn.Module`` taking the feature batch dict;
+* ``losses``: ``(outputs, batch, train_config) -> {term: tensor}`` (unweighted);
+* ``weights``: ``train_config -> {term: weight}``, summed by
+  :func:`stvg.train.losses.total_loss` in that order;
+* ``span``: one query's span in native frames ``(start, end)`` (half-open) from its prediction
+  passes (see :func:`csdvl_span`, :func:`start_end_span`).
+
+``csdvl`` (the default) weighs its terms with the ``loss_*`` settings of
+:class:`stvg.train.config.TrainConfig`; ``cgstvg`` and ``costa`` with their papers' weights
+(:data:`~stvg.models.cgstvg_losses.CGSTVG_LOSS_WEIGHTS`,
+:data:`~stvg.train.losses_costa.COSTA_LOSS_WEIGHTS`), which the ``loss_*`` settings do not change.
+
+Pass records. For each pass, :func:`stvg.evaluate.predict.predict_dataset` keeps the model's
+per-query outputs the span needs: ``prob`` [Td, Td] (the sigmoid of a 2D ``score_map``) and
+``map_mask`` [Td, Td] for a model with no ``start_logits``; ``start_logits`` / ``end_logits``
+[Ts] otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from stvg.models.cgstvg import CGSTVGConfig, build_cgstvg
+from stvg.models.costa import CoSTAConfig, build_costa
+from stvg.models.csdvl import CSDVLConfig, build_model
+
+Record = Mapping[str, Tensor]
+
+
+class ModelEntry(NamedTuple):
+    config: type
+    build: Callable[[Any], nn.Module]
+    losses: Callable[[Mapping[str, Tensor], Mapping[str, Tensor], Any], dict[str, Tensor]]
+    weights: Callable[[Any], dict[str, float]]
+    span: Callable[
+        [Sequence[Record], Sequence[np.ndarray], np.ndarray, np.ndarray, tuple[int, int]],
+        tuple[int, int],
+    ]
+
+
+# ----------------------------------------------------------------------------- losses
+def csdvl_losses(
+    outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor], config: Any
+) -> dict[str, Tensor]:
+    """CSDVL's terms (:func:`stvg.train.losses.compute_losses`), plus DETR's auxiliary box
+    terms with ``config.aux_loss`` (the model then ran with ``aux=True``)."""
+    from stvg.train.losses import aux_box_losses, compute_losses
+
+    terms = compute_losses(outputs, batch, attention=config.loss_att > 0)
+    if config.aux_loss:
+        terms.update(aux_box_losses(outputs["aux_boxes"], batch))
+    return terms
+
+
+def cgstvg_losses(
+    outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor], config: Any
+) -> dict[str, Tensor]:
+    """CG-STVG's eqs. (13)-(14), each term summed over the stages (per-stage terms dropped)."""
+    from stvg.models.cgstvg_losses import CGSTVG_LOSS_WEIGHTS
+    from stvg.models.cgstvg_losses import cgstvg_losses as terms_of
+
+    terms = terms_of(outputs, batch)
+    return {k: terms[k] for k in CGSTVG_LOSS_WEIGHTS}
+
+
+def costa_losses(
+    outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor], config: Any
+) -> dict[str, Tensor]:
+    """CoSTA's eqs. (6)-(8) terms (:func:`stvg.train.losses_costa.compute_costa_losses`)."""
+    from stvg.train.losses_costa import compute_costa_losses
+
+    return compute_costa_losses(outputs, batch)
+
+
+def cgstvg_weights(config: Any) -> dict[str, float]:
+    from stvg.models.cgstvg_losses import CGSTVG_LOSS_WEIGHTS
+
+    return dict(CGSTVG_LOSS_WEIGHTS)
+
+
+def costa_weights(config: Any) -> dict[str, float]:
+    from stvg.train.losses_costa import COSTA_LOSS_WEIGHTS
+
+    return dict(COSTA_LOSS_WEIGHTS)
+
+
+# ----------------------------------------------------------------------------- spans
+def csdvl_span(
+    records: Sequence[Record],
+    pass_frames: Sequence[np.ndarray],
+    stored_ids: np.ndarray,
+    clip_spans: np.ndarray,
+    segment: tuple[int, int],
+) -> tuple[int, int]:
+    """The passes' probability maps averaged; the best valid proposal ``(i, j)`` (clips ``i``
+    to ``j`` inclusive) gives ``[clip_spans[i].start, clip_spans[j].end)``."""
+    from stvg.models.heads import best_span
+
+    prob = torch.stack([r["prob"] for r in records]).mean(0)
+    start, end, _ = best_span(prob[None], records[-1]["map_mask"])  # clips [start, end)
+    return int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1])
+
+
+def native_span(start: int, end: int, stored_ids: np.ndarray, segment: tuple[int, int]) -> tuple:
+    """Stored frames ``[start, end)`` -> native frames: stored frame ``k`` stands for the native
+    frames from the midpoint with its predecessor to the midpoint with its successor,
+    ``[c_k, c_{k+1})`` with ``c_k = (ids[k-1] + ids[k] + 1) // 2`` (rounding up), ``c_0`` the
+    segment's start and ``c_S`` its end."""
+    ids = np.asarray(stored_ids, dtype=np.int64)
+    s0, s1 = segment
+    first = s0 if start == 0 else int((ids[start - 1] + ids[start] + 1) // 2)
+    last = s1 if end >= len(ids) else int((ids[end - 1] + ids[end] + 1) // 2)
+    return first, max(last, first + 1)
+
+
+def cgstvg_span(
+    records: Sequence[Record],
+    pass_frames: Sequence[np.ndarray],
+    stored_ids: np.ndarray,
+    clip_spans: np.ndarray,
+    segment: tuple[int, int],
+) -> tuple[int, int]:
+    """:func:`stvg.models.cgstvg.stored_frame_span` over the passes, then :func:`native_span`."""
+    from stvg.models.cgstvg import stored_frame_span
+
+    start, end, _ = stored_frame_span(
+        [np.asarray(f) for f in pass_frames],
+        [r["start_logits"] for r in records],
+        [r["end_logits"] for r in records],
+        len(stored_ids),
+    )
+    return native_span(start, end, stored_ids, segment)
+
+
+def costa_span(
+    records: Sequence[Record],
+    pass_frames: Sequence[np.ndarray],
+    stored_ids: np.ndarray,
+    clip_spans: np.ndarray,
+    segment: tuple[int, int],
+) -> tuple[int, int]:
+    """:func:`stvg.models.costa.stored_frame_span` over the passes, then :func:`native_span`."""
+    from stvg.models.costa import stored_frame_span
+
+    start, end, _ = stored_frame_span(
+        torch.stack([r["start_logits"] for r in records]),
+        torch.stack([r["end_logits"] for r in records]),
+        torch.as_tensor(np.stack(pass_frames), dtype=torch.long),
+        len(stored_ids),
+    )
+    return native_span(start, end, stored_ids, segment)
+
+
+def csdvl_weights(config: Any) -> dict[str, float]:
+    return config.loss_weights()
+
+
+MODELS: dict[str, ModelEntry] = {
+    "csdvl": ModelEntry(CSDVLConfig, build_model, csdvl_losses, csdvl_weights, csdvl_span),
+    "cgstvg": ModelEntry(CGSTVGConfig, build_cgstvg, cgstvg_losses, cgstvg_weights, cgstvg_span),
+    "costa": ModelEntry(CoSTAConfig, build_costa, costa_losses, costa_weights, costa_span),
+}
+DEFAULT_MODEL = "csdvl"
+
+
+def model_entry(name: str) -> ModelEntry:
+    """``MODELS[name]``; an unknown name is an :class:`~stvg.errors.InputError` naming it."""
+    from stvg.errors import InputError
+
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; known: {', '.join(MODELS)}", field="model_name")
+    return MODELS[name]
+
+
+def name_of(model: nn.Module) -> str:
+    """The ``MODELS`` name of a built model (a DistributedDataParallel wrapper is looked
+    through); any other module is taken for CSDVL (its outputs read as a 2D ``score_map``)."""
+    from stvg.models.cgstvg import CGSTVG
+    from stvg.models.costa import CoSTA
+    from stvg.models.csdvl import CSDVL
+
+    model = getattr(model, "module", model)
+    for name, cls in (("csdvl", CSDVL), ("cgstvg", CGSTVG), ("costa", CoSTA)):
+        if isinstance(model, cls):
+            return name
+    return DEFAULT_MODEL
