@@ -64,6 +64,18 @@ def test_pipeline_runs_skips_and_reruns_what_changed(tmp_path):
     results, _ = run_pipeline(tiny(out, [*TINY_TRAIN, "max_steps=4"]), start="predict")
     assert [r.name for r in results if r.ran] == ["predict", "score"]
 
+    # Another model: train (from scratch), predict and score run again with it.
+    costa = ["model_name=costa", "max_steps=2", "num_frames=4", "batch_size=2"] + [
+        f"model.{k}=1" for k in ("n_encoder_layers", "n_temporal_layers", "n_spatial_layers")
+    ]
+    costa += ["model.d_model=32", "model.n_heads=4", "model.dim_feedforward=32"]
+    results, report = run_pipeline(tiny(out, costa))
+    assert [r.name for r in results if r.ran] == ["train", "predict", "score"]
+    assert json.loads((out / "run" / "config.json").read_text())["model_name"] == "costa"
+    lines = (out / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines if "loss" in x] == [1, 2]
+    assert json.loads((out / "metrics.json").read_text())["all"]["count"] == test_queries
+
 
 def test_pipeline_cli_unknown_step_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(app, ["pipeline", "--out", str(tmp_path / "p"), "--from", "bogus"])

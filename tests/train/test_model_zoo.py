@@ -186,9 +186,7 @@ def test_start_end_spans_join_the_passes(store_root, name, per_pass):
     # stored frames 3 .. 7 (native 6 .. 14) -> native [5, 15) by the midpoint rule
     data = FeatureDataset(store_root, "test", 4)
     model = FixedStartEnd(3, 7)
-    preds = predict_dataset(
-        model, data, progress=False, frames_per_pass=per_pass, model_name=name
-    )
+    preds = predict_dataset(model, data, progress=False, frames_per_pass=per_pass, model_name=name)
     assert preds["test0"]["tube"] == [5, 15]
     box = preds["test0"]["boxes"]["0"]  # cxcywh 0.5 everywhere -> the frame's middle half
     assert box == pytest.approx([16.0, 12.0, 48.0, 36.0])
