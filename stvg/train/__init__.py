@@ -1,4 +1,5 @@
-"""Stage two: ``run`` trains CSDVL from a feature store (see :mod:`stvg.train.trainer`)."""
+"""Stage two: ``run`` trains a model of :mod:`stvg.models.zoo` (CSDVL by default) from a feature
+store (see :mod:`stvg.train.trainer`)."""
 
 from stvg.train.trainer import run
 
