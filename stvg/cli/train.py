@@ -44,7 +44,8 @@ def train_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Train CSDVL from cached features: AdamW, EMA, checkpoints, validation.
+    """Train a grounding model (CSDVL, CG-STVG or CoSTA) from cached features: AdamW, EMA,
+    checkpoints, validation.
 
     Writes RUN/config.json, RUN/metrics.jsonl, RUN/checkpoint.pt and RUN/best.pt. Under
     `torchrun --nproc_per_node N` it trains with DistributedDataParallel.
