@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sample_factory import make_sample
 from typer.testing import CliRunner
 
 from stvg.cli import app
@@ -38,17 +39,14 @@ TRACK_LABEL_W, GT_ROW_Y, PRED_ROW_Y, ROW_H, COLORBAR_H = 44, 6, 22, 10, 34
 
 
 def _sample(video_path: str = "videos/v1.mp4") -> Sample:
-    return Sample(
-        sample_id="q1",
+    return make_sample(
+        "q1",
+        (3, 7),
+        box=GT_BOX,
         video_id="v1",
         video_path=video_path,
-        fps=10.0,
-        frame_count=10,
         width=W0,
         height=H0,
-        segment=(0, 10),
-        tube=(3, 7),
-        boxes={f: GT_BOX for f in range(3, 7)},
         caption="the grey nothing stands still",
     )
 

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sample_factory import make_sample
 
 from stvg.data.sample import Sample
 from stvg.evaluate.predict import (
@@ -124,17 +125,15 @@ def _width(frame_id: float) -> float:
 
 
 def _sample(index: int) -> Sample:
-    return Sample(
-        sample_id=f"q{index}",
+    return make_sample(
+        f"q{index}",
+        (8, 20),
         video_id=f"v{index}",
         video_path=f"videos/v{index}.mp4",
-        fps=10.0,
         frame_count=50,
         width=WIDTH,
         height=HEIGHT,
         segment=(4, 44),
-        tube=(8, 20),
-        boxes={},
         caption="the thing",
     )
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_factory import make_sample as shared_make_sample
 
-from stvg.data.sample import Annotations, Sample
+from stvg.data.sample import Annotations
 from stvg.errors import InputError
 from stvg.evaluate.predictions import Prediction
 from stvg.evaluate.protocols import (
@@ -29,19 +30,14 @@ HALF = (5.0, 0.0, 15.0, 10.0)  # IoU with BOX: inter 5*10 = 50, union 100 + 100 
 
 
 def make_sample(tube, frames=None, *, segment=(0, 10), fps=5.0, box=BOX, frame_count=None, **extra):
-    frames = range(*tube) if frames is None else frames
-    return Sample(
-        sample_id="s",
-        video_id="v",
-        video_path="v.mp4",
+    return shared_make_sample(
+        "s",
+        tube,
+        box=box,
+        frames=frames,
+        segment=segment,
         fps=fps,
         frame_count=frame_count or segment[1],
-        width=100,
-        height=100,
-        segment=segment,
-        tube=tube,
-        boxes={f: box for f in frames},
-        caption="a query",
         extra=dict(extra),
     )
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from sample_factory import make_sample
 from torch.utils.data import DataLoader
 
 from stvg.data.sample import Sample
@@ -21,22 +22,20 @@ CLIP_SPANS = np.array([[4, 14], [14, 24], [24, 34], [34, 44]], dtype=np.int32)  
 
 def _sample(sid: str, caption: str) -> Sample:
     # frame 100 x 50 px, segment [4, 44), tube [8, 20); boxes on 8, 9, 12, 16 (9 is not stored)
-    return Sample(
-        sample_id=sid,
-        video_id="v1",
-        video_path="videos/v1.mp4",
-        fps=10.0,
-        frame_count=50,
-        width=100,
-        height=50,
-        segment=(4, 44),
-        tube=(8, 20),
-        boxes={
+    return make_sample(
+        sid,
+        (8, 20),
+        {
             8: [10.0, 10.0, 30.0, 20.0],
             9: [0.0, 0.0, 1.0, 1.0],
             12: [10.0, 10.0, 30.0, 20.0],
             16: [20.0, 0.0, 60.0, 50.0],
         },
+        video_id="v1",
+        video_path="videos/v1.mp4",
+        frame_count=50,
+        height=50,
+        segment=(4, 44),
         caption=caption,
     )
 

@@ -9,15 +9,6 @@ from stvg.models.cgstvg import CGSTVGConfig, build_cgstvg, frame_span
 from stvg.models.cgstvg_losses import cgstvg_losses, cgstvg_total_loss
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matmuls are much faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_overfits_four_samples(one_thread):
     torch.manual_seed(0)

@@ -6,34 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_settings import TINY_EXTRACT
 
-from stvg.data.synth import synthesize
 from stvg.evaluate.predict import pass_indices
-from stvg.extract import run as extract
-from stvg.extract.config import preset as extract_preset
 from stvg.features.dataset import FeatureDataset, collate
 from stvg.models.cgstvg import CGSTVGConfig, build_cgstvg, stored_frame_span
 from stvg.models.cgstvg_losses import cgstvg_losses, cgstvg_total_loss
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory) -> Path:
-    """4 synthetic videos of 2 s at 64x48 (train 2 videos / 4 queries)."""
-    root = tmp_path_factory.mktemp("cgstvg-store")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
-    config = extract_preset("synthetic", **TINY_EXTRACT)
-    extract(config, root / "data", root / "features", ["train"], progress=False)
-    return root / "features"
-
-
 @pytest.fixture
-def one_thread():
-    """Tiny matmuls are much faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def features(tiny_train_features) -> Path:
+    """4 synthetic videos of 2 s at 64x48 (train 2 videos / 4 queries). Read-only, shared."""
+    return tiny_train_features
 
 
 @pytest.mark.slow

@@ -10,15 +10,6 @@ from stvg.models import CSDVLConfig, best_span, build_model
 from stvg.train.losses import build_targets, compute_losses, stack_targets, total_loss
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matmuls are much faster single-threaded on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow  # ~15-30 s on a shared 2-core CPU
 def test_overfits_four_samples(one_thread):
     torch.manual_seed(0)

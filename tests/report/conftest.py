@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_factory import make_sample
 
 from stvg.data.mp4 import write_mp4
 from stvg.report import build_report
@@ -44,21 +45,17 @@ def write_grey_video(path: Path, frames: int = 10) -> None:
 
 
 def _sample(sid: str, video: str, tube: list[int], box: list[float], caption: str, kind: str):
-    return {
-        "sample_id": sid,
-        "video_id": Path(video).stem,
-        "video_path": video,
-        "fps": 10.0,
-        "frame_count": 10,
-        "width": W0,
-        "height": H0,
-        "segment": [0, 10],
-        "tube": tube,
-        "boxes": {str(f): box for f in range(*tube)},
-        "caption": caption,
-        "qtype": "declarative",
-        "extra": {"kind": kind},
-    }
+    return make_sample(
+        sid,
+        tuple(tube),
+        box=box,
+        video_id=Path(video).stem,
+        video_path=video,
+        width=W0,
+        height=H0,
+        caption=caption,
+        extra={"kind": kind},
+    ).to_json()
 
 
 def _run(tubes: dict[str, tuple[list[int], list[float]]]) -> dict:

@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_settings import TINY_EXTRACT, TINY_TRAIN
-
-from stvg.data.synth import synthesize
-from stvg.extract import run as extract
-from stvg.extract.config import preset as extract_preset
+from tiny_settings import TINY_TRAIN
 
 pytestmark = pytest.mark.slow  # torchrun + 2 processes: ~15-25 s on a shared 2-core CPU
 
@@ -46,14 +42,11 @@ torch.save(
 """
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory) -> Path:
-    """4 synthetic videos: 2 train videos with 2 queries each (the train split has 4 queries)."""
-    root = tmp_path_factory.mktemp("ddp")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
-    config = extract_preset("synthetic", **TINY_EXTRACT)
-    extract(config, root / "data", root / "features", ["train", "val"], progress=False)
-    return root / "features"
+@pytest.fixture
+def features(tiny_features) -> Path:
+    """4 synthetic videos: 2 train videos with 2 queries each (the train split has 4 queries).
+    Read-only, shared by the session."""
+    return tiny_features
 
 
 def test_two_gloo_processes_stay_in_sync(features, tmp_path):

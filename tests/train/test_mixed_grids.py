@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sample_factory import make_sample
 from tiny_settings import TINY_TRAIN
 from typer.testing import CliRunner
 
@@ -43,17 +44,15 @@ def _sample(sid: str, video: str, tube: tuple[int, int], caption: str) -> Sample
     for f in range(*tube):  # a box drifting right
         x = 2.0 + f
         boxes[f] = [x, height * 0.2, x + width * 0.3, height * 0.7]
-    return Sample(
-        sample_id=sid,
+    return make_sample(
+        sid,
+        tube,
+        boxes,
         video_id=video,
         video_path=f"videos/{video}.mp4",
-        fps=10.0,
-        frame_count=SEGMENT[1],
         width=width,
         height=height,
         segment=SEGMENT,
-        tube=tube,
-        boxes=boxes,
         caption=caption,
     )
 
@@ -82,14 +81,6 @@ def store_root(tmp_path_factory) -> Path:
                 sample = _sample(sid, video, tube, f"query {sid}")
                 w.write_query(sample, text, np.ones(length, bool), f"{video}@0-20")
     return root
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny(**overrides) -> CSDVLConfig:

@@ -14,10 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from stvg.data.sample import Annotations
-from stvg.data.synth import synthesize
 from stvg.evaluate import score
 from stvg.evaluate.predict import load_run, predict_dataset
 from stvg.extract import run as extract
@@ -40,20 +38,12 @@ SETS = [
 
 
 @pytest.fixture(scope="module")
-def features(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("overfit")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
+def features(tiny_data, tmp_path_factory) -> Path:
+    """The session's 4 tiny videos, extracted here with td=16 (clips of 1-2 frames)."""
     config = extract_preset("synthetic", td=16, clip_size=32, n_short=48, text_layers=1)
-    extract(config, root / "data", root / "features", ["train"], progress=False)
-    return root / "features"
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    out = tmp_path_factory.mktemp("overfit") / "features"
+    extract(config, tiny_data, out, ["train"], progress=False)
+    return out
 
 
 def test_overfits_four_training_queries(features, tmp_path, one_thread):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_settings import TINY_EXTRACT, TINY_TRAIN
+from tiny_settings import TINY_TRAIN
 
 from stvg.errors import InputError
 from stvg.train.config import TrainConfig, resolve
@@ -30,17 +30,9 @@ def test_the_config_defaults_are_the_loss_modules():
     assert {k: v for k, v in config.loss_weights().items() if v} == DEFAULT_LOSS_WEIGHTS
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory):
-    from stvg.data.synth import synthesize
-    from stvg.extract import run as extract
-    from stvg.extract.config import preset
-
-    root = tmp_path_factory.mktemp("recipe")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
-    extract(preset("synthetic", **TINY_EXTRACT), root / "data", root / "features", ["train"],
-            progress=False)  # fmt: skip
-    return root / "features"
+@pytest.fixture
+def features(tiny_train_features):
+    return tiny_train_features  # read-only, shared by the session
 
 
 def test_setup_step_and_checkpoint_payloads(features, tmp_path):

@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from mdetr_checkpoint import save_mdetr, transformer_state
-from tiny_settings import TINY_EXTRACT, TINY_TRAIN
+from tiny_settings import TINY_TRAIN
 
-from stvg.data.synth import synthesize
 from stvg.errors import InputError
-from stvg.extract import run as extract
-from stvg.extract.config import preset as extract_preset
 from stvg.models import CSDVLConfig, build_model
 from stvg.train import run as train
 from stvg.train.config import TrainConfig, resolve
@@ -23,13 +20,9 @@ from stvg.train.losses import aux_box_losses
 from stvg.train.state import lr_factor
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("paper_options")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
-    config = extract_preset("synthetic", **TINY_EXTRACT)
-    extract(config, root / "data", root / "features", ["train"], progress=False)
-    return root / "features"
+@pytest.fixture
+def features(tiny_train_features) -> Path:
+    return tiny_train_features  # read-only, shared by the session
 
 
 def _lines(run: Path) -> list[dict]:

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_settings import TINY_EXTRACT, TINY_TRAIN
+from tiny_settings import TINY_TRAIN
 
-from stvg.data.synth import synthesize
-from stvg.extract import run as extract
-from stvg.extract.config import preset as extract_preset
 from stvg.models import build_model
 from stvg.train import run as train
 from stvg.train.config import resolve
@@ -24,24 +21,11 @@ from stvg.train.config import resolve
 CHECKPOINT_KEYS = {"model", "ema", "optimizer", "scheduler", "step", "rng", "config"}
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory) -> Path:
-    """4 synthetic videos of 2 s at 64x48 (train 2 videos / 4 queries, val 1, test 1)."""
-    root = tmp_path_factory.mktemp("trainer")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
-    config = extract_preset("synthetic", **TINY_EXTRACT)
-    extract(config, root / "data", root / "features", ["train", "val"], progress=False)
-    return root / "features"
-
-
 @pytest.fixture
-def one_thread():
-    """Tiny matmuls are much faster single-threaded on a shared 2-core machine."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+def features(tiny_features) -> Path:
+    """4 synthetic videos of 2 s at 64x48 (train 2 videos / 4 queries, val 1, test 1).
+    Read-only, shared by the session."""
+    return tiny_features
 
 
 def _lines(run: Path) -> list[dict]:
