@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from sample_factory import make_sample
 from typer.testing import CliRunner
 
 from stvg.cli import app
-from stvg.data.sample import Annotations, Sample, write_normalized
+from stvg.data.sample import Annotations, write_normalized
 from stvg.errors import InputError
 from stvg.evaluate import format_table, score
 from stvg.evaluate.predictions import (
@@ -27,20 +28,7 @@ runner = CliRunner()
 
 
 def sample(sid, tube, qtype="declarative", boxes=True):
-    return Sample(
-        sample_id=sid,
-        video_id="v",
-        video_path="v.mp4",
-        fps=5.0,
-        frame_count=10,
-        width=100,
-        height=100,
-        segment=(0, 10),
-        tube=tube,
-        boxes={f: BOX for f in range(*tube)} if boxes else {},
-        caption="a query",
-        qtype=qtype,
-    )
+    return make_sample(sid, tube, box=BOX if boxes else None, fps=5.0, qtype=qtype)
 
 
 def perfect(tube, frames=range(10)):

@@ -7,14 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_settings import TINY_EXTRACT, TINY_TRAIN
+from tiny_settings import TINY_TRAIN
 from typer.testing import CliRunner
 
 from stvg.cli import app
-from stvg.data.synth import synthesize
 from stvg.errors import InputError
-from stvg.extract import run as extract
-from stvg.extract.config import preset as extract_preset
 from stvg.train.config import resolve
 
 TINY_SETS = [*TINY_TRAIN, "validate=false"]
@@ -22,21 +19,13 @@ TINY_SETS = [*TINY_TRAIN, "validate=false"]
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def features(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train-cli")
-    synthesize(root / "data", videos=4, seconds=2.0, fps=10.0, size=(64, 48), progress=False)
-    config = extract_preset("synthetic", **TINY_EXTRACT)
-    extract(config, root / "data", root / "features", ["train"], progress=False)
-    return root / "features"
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture
+def features(tiny_train_features: Path) -> Path:
+    """The shared tiny store (tests/conftest.py): the train split of 4 videos. Read-only."""
+    return tiny_train_features
 
 
 def _train(features: Path, out: Path, *extra: str, sets: list[str] = TINY_SETS):
