@@ -264,3 +264,38 @@ def build(
             said = f"{option} {prefix}{error.key}={typed[error.key]}"
             raise InputError(f"{said}: {error.problem}") from None
         raise
+
+
+C = TypeVar("C")
+
+
+def config_from_mapping(cls: type[C], values: Mapping[str, Any], what: str = "model") -> C:
+    """``cls(**values)`` for a config dataclass, refusing keys it does not have (by name, with
+    the known ones listed), then its ``validate()`` when it has one. ``what`` names the config
+    in the message ("unknown model config keys ['x']; known: [...]")."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise InputError(
+            f"unknown {what} config keys {unknown}; known: {sorted(names)}", field=unknown[0]
+        )
+    config = cls(**dict(values))
+    if hasattr(config, "validate"):
+        config.validate()
+    return config
+
+
+def config_from_preset(
+    cls: type[C],
+    presets: Mapping[str, Mapping[str, Any]],
+    name: str,
+    overrides: Mapping[str, Any],
+    what: str = "model",
+) -> C:
+    """The preset ``name`` of ``presets`` with ``overrides`` applied, through
+    :func:`config_from_mapping`; an unknown preset is refused by name."""
+    if name not in presets:
+        raise InputError(
+            f"unknown {what} preset {name!r}; choose one of {sorted(presets)}", field="preset"
+        )
+    return config_from_mapping(cls, {**presets[name], **overrides}, what)

@@ -79,6 +79,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stvg.config import config_from_mapping, config_from_preset
 from stvg.errors import InputError
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy
 from stvg.models.cgstvg_context import REFINEMENTS, InstanceContext, StageContext
@@ -127,25 +128,12 @@ class CGSTVGConfig:
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CGSTVGConfig:
         """The preset ``name`` (a key of :data:`CGSTVG_PRESETS`) with ``overrides`` applied."""
-        if name not in CGSTVG_PRESETS:
-            raise InputError(
-                f"unknown model preset {name!r}; choose one of {sorted(CGSTVG_PRESETS)}",
-                field="preset",
-            )
-        return cls.from_dict({**CGSTVG_PRESETS[name], **overrides})
+        return config_from_preset(cls, CGSTVG_PRESETS, name, overrides)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CGSTVGConfig:
         """Build from a mapping (e.g. a run's ``config.json``); unknown keys are refused."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(
-                f"unknown model config keys {unknown}; known: {sorted(names)}", field=unknown[0]
-            )
-        cfg = cls(**dict(values))
-        cfg.validate()
-        return cfg
+        return config_from_mapping(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

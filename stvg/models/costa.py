@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from stvg.config import config_from_mapping, config_from_preset
 from stvg.errors import InputError
 from stvg.models.collaboration import GridSizes, frame_to_clip_index
 from stvg.models.costa_decoder import (
@@ -94,25 +95,12 @@ class CoSTAConfig:
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CoSTAConfig:
         """The preset ``name`` (a key of :data:`COSTA_PRESETS`) with ``overrides`` applied."""
-        if name not in COSTA_PRESETS:
-            raise InputError(
-                f"unknown CoSTA preset {name!r}; choose one of {sorted(COSTA_PRESETS)}",
-                field="preset",
-            )
-        return cls.from_dict({**COSTA_PRESETS[name], **overrides})
+        return config_from_preset(cls, COSTA_PRESETS, name, overrides, "CoSTA")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CoSTAConfig:
         """Build from a mapping (e.g. a run's ``config.json``); unknown keys are refused."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(
-                f"unknown CoSTA config keys {unknown}; known: {sorted(names)}", field=unknown[0]
-            )
-        cfg = cls(**dict(values))
-        cfg.validate()
-        return cfg
+        return config_from_mapping(cls, values, "CoSTA")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -54,8 +54,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from stvg.config import check_fields, require
-from stvg.errors import InputError
+from stvg.config import check_fields, config_from_mapping, config_from_preset, require
 from stvg.models.collaboration import (
     COLLAB_MODES,
     CollaborationBlock,
@@ -157,25 +156,12 @@ class CSDVLConfig:
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CSDVLConfig:
         """The preset ``name`` (a key of :data:`MODEL_PRESETS`) with ``overrides`` applied."""
-        if name not in MODEL_PRESETS:
-            raise InputError(
-                f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}",
-                field="preset",
-            )
-        return cls.from_dict({**MODEL_PRESETS[name], **overrides})
+        return config_from_preset(cls, MODEL_PRESETS, name, overrides)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CSDVLConfig:
         """Build from a mapping (e.g. a run's ``config.json``); unknown keys are refused."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise InputError(
-                f"unknown model config keys {unknown}; known: {sorted(names)}", field=unknown[0]
-            )
-        cfg = cls(**dict(values))
-        cfg.validate()
-        return cfg
+        return config_from_mapping(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
