@@ -25,6 +25,7 @@ every protocol finds a box on every GT frame.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ def load_run(
         "step": state.get("step"),
         "features": state.get("features"),
     }
+
+
+def run_frames_per_pass(config: Mapping[str, Any], model_config: Mapping[str, Any]) -> int:
+    """Frames per prediction pass of a run (its ``config.json`` and ``model_config``): the
+    ``frames_per_pass`` setting, else training's ``num_frames`` times the model's
+    ``test_frames_scale`` (STVGFormer's 2: 48 frames in training, 96 in testing; 1 for a model
+    without the field)."""
+    scale = int(model_config.get("test_frames_scale", 1))
+    return int(config.get("frames_per_pass") or config["num_frames"] * scale)
 
 
 def pass_indices(stored: int, per_pass: int) -> list[np.ndarray]:
@@ -238,8 +248,8 @@ def predict_split(
 ) -> tuple[dict[str, dict[str, Any]], Any]:
     """Predict every complete query of ``split`` in the store with the run's EMA weights.
 
-    ``frames_per_pass`` (frames the model sees per pass) defaults to the run's own setting
-    (``frames_per_pass``, else its training ``num_frames``).
+    ``frames_per_pass`` (frames the model sees per pass) defaults to the run's own
+    (:func:`run_frames_per_pass`).
 
     Returns ``(predictions, annotations)``: the ``stvg-predictions/1`` entries and the split's
     own annotations (the Sample records stored with the features), ready for ``score``.
@@ -270,7 +280,7 @@ def predict_split(
         )
     config = info["config"]
     if frames_per_pass is None:
-        frames_per_pass = config.get("frames_per_pass") or config["num_frames"]
+        frames_per_pass = run_frames_per_pass(config, info["model_config"])
     dataset = FeatureDataset(features, split, int(config["num_frames"]))
     predictions = predict_dataset(
         model,
