@@ -178,7 +178,7 @@ def test_zoo_weights_and_terms():
 
 
 # ----------------------------------------------------------------------------- overfit
-@pytest.mark.slow  # 80 steps: ~5 s of CPU time
+@pytest.mark.slow  # 60 steps: ~3.5 s of CPU time
 def test_overfits_four_samples(one_thread):
     torch.manual_seed(0)
     n, ts, td = 4, 8, 4
@@ -199,10 +199,10 @@ def test_overfits_four_samples(one_thread):
         boxes = torch.cat((torch.rand(ts, 2) * 0.5 + 0.25, torch.rand(ts, 2) * 0.3 + 0.1), 1)
         items.append(build_targets((s, e), in_tube, boxes, td))
     goal = stack_targets(items)
-    opt = torch.optim.Adam(net.parameters(), lr=4e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=5e-3)
     start = time.perf_counter()
     first = {k: v.item() for k, v in stvgformer_losses(net(batch), goal).items()}
-    for _ in range(80):
+    for _ in range(60):
         loss = total_loss(stvgformer_losses(net(batch), goal), STVGFORMER_LOSS_WEIGHTS)
         opt.zero_grad()
         loss.backward()
@@ -211,7 +211,7 @@ def test_overfits_four_samples(one_thread):
     with torch.no_grad():
         out = net(batch)
     last = {k: v.item() for k, v in stvgformer_losses(out, goal).items()}
-    print(f"80 steps in {time.perf_counter() - start:.1f}s; first {first}; last {last}")
+    print(f"60 steps in {time.perf_counter() - start:.1f}s; first {first}; last {last}")
     assert last["l1"] < first["l1"] / 4 and last["giou"] < first["giou"] / 4
     t = goal["map_target"][:, out["map_mask"]].clamp(1e-6, 1 - 1e-6)
     floor = F.binary_cross_entropy(t, t).item()  # the BCE's floor: its targets' entropy
