@@ -13,7 +13,11 @@ from stvg.device import DEVICE_HELP
 @app.command("predict")
 @command
 def predict_command(
-    run: Path = typer.Option(..., help="Training run folder (uses its EMA weights)."),
+    run: list[Path] = typer.Option(
+        ...,
+        help="Training run folder (uses its EMA weights); repeat for an ensemble: each pass's "
+        "boxes and temporal probabilities are averaged over the runs.",
+    ),
     features: Path = typer.Option(..., help="Feature store with the split to predict."),
     split: str = typer.Option("test", help="Split of the store."),
     out: Path = typer.Option(..., help="Predictions file to write (stvg-predictions/1)."),
@@ -23,8 +27,9 @@ def predict_command(
 ) -> None:
     """Predict tubes for one split: best 2D-map span, boxes in pixels.
 
-    Every stored frame is seen (several passes of the training frame count); boxes are
+    Every stored frame is seen (several passes of the run's frame count); boxes are
     interpolated to every native frame of the segment, so every protocol can score them.
+    Several --run: their ensemble (one model kind; each pass's outputs averaged over the runs).
     """
     from stvg.device import resolve_device
     from stvg.evaluate.predict import predict_split, prediction_provenance

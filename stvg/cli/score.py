@@ -30,8 +30,10 @@ def score_command(
     predictions: Path = typer.Option(
         None, help="Predictions file: stvg-predictions/1, or TubeDETR, STCAT, HC-STVG (detected)."
     ),
-    run: Path = typer.Option(
-        None, help="Instead of --predictions: predict with this training run, then score."
+    run: list[Path] = typer.Option(
+        None,
+        help="Instead of --predictions: predict with this training run, then score (repeat "
+        "for an ensemble, as stvg predict).",
     ),
     features: Path = typer.Option(None, help="With --run: the feature store."),
     split: str = typer.Option(
@@ -77,7 +79,7 @@ def score_command(
     from stvg.evaluate.score import check_group_by, format_table, score, score_files
 
     check_group_by(group_by)  # before a --run spends minutes predicting
-    if run is not None:
+    if run:
         from stvg.device import resolve_device
         from stvg.evaluate.predict import predict_split
 

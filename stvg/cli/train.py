@@ -21,7 +21,7 @@ def train_command(
     out: Path = typer.Option(..., help="Run folder (refused if not empty, unless --resume)."),
     preset: Preset = typer.Option("vidstg", help="The paper's settings for this data set."),
     model: str = typer.Option(
-        None, help="The model: csdvl (default), cgstvg or costa (= --set model_name=)."
+        None, help="The model: csdvl (default), cgstvg, costa or stvgformer (= --set model_name=)."
     ),
     set_: list[str] = typer.Option(
         [],

@@ -25,6 +25,7 @@ every protocol finds a box on every GT frame.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,15 @@ def load_run(
         "step": state.get("step"),
         "features": state.get("features"),
     }
+
+
+def run_frames_per_pass(config: Mapping[str, Any], model_config: Mapping[str, Any]) -> int:
+    """Frames per prediction pass of a run (its ``config.json`` and ``model_config``): the
+    ``frames_per_pass`` setting, else training's ``num_frames`` times the model's
+    ``test_frames_scale`` (STVGFormer's 2: 48 frames in training, 96 in testing; 1 for a model
+    without the field)."""
+    scale = int(model_config.get("test_frames_scale", 1))
+    return int(config.get("frames_per_pass") or config["num_frames"] * scale)
 
 
 def pass_indices(stored: int, per_pass: int) -> list[np.ndarray]:
@@ -157,7 +167,7 @@ def pass_records(outputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tenso
 
 @torch.no_grad()
 def predict_dataset(
-    model: torch.nn.Module,
+    model: torch.nn.Module | Sequence[torch.nn.Module],
     dataset: Any,
     device: str | torch.device = "cpu",
     batch_size: int = 8,
@@ -168,7 +178,9 @@ def predict_dataset(
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
 
     ``model_name`` (a key of :data:`stvg.models.zoo.MODELS`; default: that of ``model``'s
-    class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`).
+    class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`). ``model``
+    may be a list of models of one kind (an ensemble): each pass's outputs are then averaged
+    over them (:mod:`stvg.evaluate.ensemble`) before the passes are joined.
 
     Each pass shows the model ``frames_per_pass`` frames (default: the dataset's
     ``num_frames``) laid out by :func:`pass_indices`. The passes of all queries form one stream
@@ -179,11 +191,19 @@ def predict_dataset(
     from tqdm import tqdm
 
     from stvg.errors import InputError
+    from stvg.evaluate.ensemble import average_boxes, average_records
     from stvg.features.dataset import collate
     from stvg.models.zoo import model_entry, name_of
 
-    entry = model_entry(name_of(model) if model_name is None else model_name)
-    model.eval()
+    models = [model] if isinstance(model, torch.nn.Module) else list(model)
+    if model_name is None:
+        names = sorted({name_of(m) for m in models})
+        if len(names) > 1:
+            raise InputError(f"an ensemble of different models: {', '.join(names)}", field="model")
+        model_name = names[0]
+    entry = model_entry(model_name)
+    for m in models:
+        m.eval()
     out: dict[str, dict[str, Any]] = {}
     passes: dict[int, list[np.ndarray]] = {}
     boxes: dict[int, list[np.ndarray]] = {}
@@ -192,9 +212,10 @@ def predict_dataset(
 
     def run(batch: list[dict[str, Any]]) -> None:
         inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in collate(batch).items()}
-        outputs = model(inputs)
-        pred_boxes = outputs["pred_boxes"].float().cpu().numpy()
-        for item, b, r in zip(batch, pred_boxes, pass_records(outputs), strict=True):
+        outputs = [m(inputs) for m in models]
+        pred_boxes = average_boxes([o["pred_boxes"] for o in outputs]).float().cpu().numpy()
+        pass_outputs = average_records([pass_records(o) for o in outputs])
+        for item, b, r in zip(batch, pred_boxes, pass_outputs, strict=True):
             index = int(item["index"])
             boxes[index].append(b)
             records[index].append(r)
@@ -228,7 +249,7 @@ def predict_dataset(
 
 
 def predict_split(
-    run: str | Path,
+    run: str | Path | Sequence[str | Path],
     features: str | Path,
     split: str,
     device: str = "cpu",
@@ -236,49 +257,59 @@ def predict_split(
     progress: bool = True,
     frames_per_pass: int | None = None,
 ) -> tuple[dict[str, dict[str, Any]], Any]:
-    """Predict every complete query of ``split`` in the store with the run's EMA weights.
+    """Predict every complete query of ``split`` in the store with the run's EMA weights
+    (with several runs, ``[A, B, ...]``, their ensemble: :mod:`stvg.evaluate.ensemble`).
 
-    ``frames_per_pass`` (frames the model sees per pass) defaults to the run's own setting
-    (``frames_per_pass``, else its training ``num_frames``).
+    ``frames_per_pass`` (frames the model sees per pass) defaults to the run's own
+    (:func:`run_frames_per_pass`).
 
     Returns ``(predictions, annotations)``: the ``stvg-predictions/1`` entries and the split's
     own annotations (the Sample records stored with the features), ready for ``score``.
     Raises :class:`~stvg.errors.InputError` when the store's backbones or sampling differ from
-    those the run was trained on.
+    those a run was trained on, or when the runs of an ensemble cannot be averaged
+    (:func:`stvg.evaluate.ensemble.check_runs`).
     """
     from stvg.data.sample import Annotations
     from stvg.errors import InputError
+    from stvg.evaluate.ensemble import check_runs
     from stvg.features.dataset import FeatureDataset
     from stvg.features.manifest import check_same_features
     from stvg.features.store import open_store
 
-    model, info = load_run(run, device)
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    loaded = [load_run(r, device) for r in runs]
     store = open_store(features)
-    check_same_features(
-        info["features"],
-        store.manifest,
-        run=run,
-        store=features,
-        hint="Predict on a store extracted with the run's settings (RUN/config.json, "
-        "'features'), or train a run on this store",
-    )
+    for r, (_, info) in zip(runs, loaded, strict=True):
+        check_same_features(
+            info["features"],
+            store.manifest,
+            run=r,
+            store=features,
+            hint="Predict on a store extracted with the run's settings (RUN/config.json, "
+            "'features'), or train a run on this store",
+        )
     if split not in store.splits():
         raise InputError(
             f"the store has no split '{split}' (it has: {', '.join(store.splits()) or 'none'})",
             file=features,
             field="--split",
         )
-    config = info["config"]
-    if frames_per_pass is None:
-        frames_per_pass = config.get("frames_per_pass") or config["num_frames"]
+    frames = [
+        run_frames_per_pass(info["config"], info["model_config"])
+        if frames_per_pass is None
+        else int(frames_per_pass)
+        for _, info in loaded
+    ]
+    check_runs(runs, [info for _, info in loaded], frames)
+    config = loaded[0][1]["config"]
     dataset = FeatureDataset(features, split, int(config["num_frames"]))
     predictions = predict_dataset(
-        model,
+        [model for model, _ in loaded],
         dataset,
         device=device,
         batch_size=batch_size,
         progress=progress,
-        frames_per_pass=frames_per_pass,
+        frames_per_pass=frames[0],
         model_name=config.get("model_name", "csdvl"),
     )
     annotations = Annotations(
@@ -287,12 +318,15 @@ def predict_split(
     return predictions, annotations
 
 
-def prediction_provenance(run: str | Path, split: str) -> dict[str, Any]:
-    """The ``provenance`` recorded in a predictions file written from ``run`` on ``split``."""
+def prediction_provenance(run: str | Path | Sequence[str | Path], split: str) -> dict[str, Any]:
+    """The ``provenance`` recorded in a predictions file written from ``run`` (or the ensemble
+    of several runs: :func:`stvg.evaluate.ensemble.ensemble_provenance`) on ``split``."""
+    from stvg.evaluate.ensemble import ensemble_provenance
     from stvg.evaluate.predictions import make_provenance
 
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
     return make_provenance(
-        run=Path(run).name,
+        **ensemble_provenance(runs),
         split=split,
         frames="every native frame of the segment",
         boxes="linear between the stored frames' boxes, held at the first and last",

@@ -170,7 +170,7 @@ class CSDVLConfig:
         """Raise :class:`~stvg.config.SettingError` (an :class:`InputError` whose ``field`` is
         the key) for values the model cannot use: types and choices from the annotations, then
         sizes. Called when the config is built."""
-        where = "CSDVLConfig"
+        where = type(self).__name__
         check_fields(self, where)
         require(
             self.collab in COLLAB_MODES,

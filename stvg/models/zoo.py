@@ -15,6 +15,9 @@
 :class:`stvg.train.config.TrainConfig`; ``cgstvg`` and ``costa`` with their papers' weights
 (:data:`~stvg.models.cgstvg_losses.CGSTVG_LOSS_WEIGHTS`,
 :data:`~stvg.train.losses_costa.COSTA_LOSS_WEIGHTS`), which the ``loss_*`` settings do not change.
+``stvgformer`` (CSDVL's modules) too, with its report's weights
+(:data:`~stvg.models.stvgformer_losses.STVGFORMER_LOSS_WEIGHTS`), plus CSDVL's ``loss_att`` and
+``aux_loss`` extras.
 
 Pass records. For each pass, :func:`stvg.evaluate.predict.predict_dataset` keeps the model's
 per-query outputs the span needs: ``prob`` [Td, Td] (the sigmoid of a 2D ``score_map``) and
@@ -34,6 +37,7 @@ from torch import Tensor, nn
 from stvg.models.cgstvg import CGSTVGConfig, build_cgstvg
 from stvg.models.costa import CoSTAConfig, build_costa
 from stvg.models.csdvl import CSDVLConfig, build_model
+from stvg.models.stvgformer import STVGFormerConfig, build_stvgformer
 
 Record = Mapping[str, Tensor]
 
@@ -81,6 +85,28 @@ def costa_losses(
     from stvg.train.losses_costa import compute_costa_losses
 
     return compute_costa_losses(outputs, batch)
+
+
+def stvgformer_losses(
+    outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor], config: Any
+) -> dict[str, Tensor]:
+    """STVGFormer's eqs. (4)-(6) terms, plus ``att`` and DETR's auxiliary box terms as CSDVL."""
+    from stvg.models.stvgformer_losses import stvgformer_losses as terms_of
+    from stvg.train.losses import aux_box_losses
+
+    terms = terms_of(outputs, batch, attention=config.loss_att > 0)
+    if config.aux_loss:
+        terms.update(aux_box_losses(outputs["aux_boxes"], batch))
+    return terms
+
+
+def stvgformer_weights(config: Any) -> dict[str, float]:
+    from stvg.models.stvgformer_losses import STVGFORMER_LOSS_WEIGHTS as weights
+
+    out = {**weights, "att": config.loss_att}
+    if config.aux_loss:
+        out.update(aux_l1=weights["l1"], aux_giou=weights["giou"])
+    return out
 
 
 def cgstvg_weights(config: Any) -> dict[str, float]:
@@ -170,6 +196,9 @@ MODELS: dict[str, ModelEntry] = {
     "csdvl": ModelEntry(CSDVLConfig, build_model, csdvl_losses, csdvl_weights, csdvl_span),
     "cgstvg": ModelEntry(CGSTVGConfig, build_cgstvg, cgstvg_losses, cgstvg_weights, cgstvg_span),
     "costa": ModelEntry(CoSTAConfig, build_costa, costa_losses, costa_weights, costa_span),
+    "stvgformer": ModelEntry(
+        STVGFormerConfig, build_stvgformer, stvgformer_losses, stvgformer_weights, csdvl_span
+    ),
 }
 DEFAULT_MODEL = "csdvl"
 
@@ -189,9 +218,11 @@ def name_of(model: nn.Module) -> str:
     from stvg.models.cgstvg import CGSTVG
     from stvg.models.costa import CoSTA
     from stvg.models.csdvl import CSDVL
+    from stvg.models.stvgformer import STVGFormer
 
     model = getattr(model, "module", model)
-    for name, cls in (("csdvl", CSDVL), ("cgstvg", CGSTVG), ("costa", CoSTA)):
+    classes = (("stvgformer", STVGFormer), ("csdvl", CSDVL), ("cgstvg", CGSTVG), ("costa", CoSTA))
+    for name, cls in classes:  # a subclass before its base
         if isinstance(model, cls):
             return name
     return DEFAULT_MODEL

@@ -8,7 +8,7 @@ on 8 GPUs does not say whether it is per GPU or in all; ``batch_size`` 8 here is
 (``global_batch`` sets the total instead). Not from the paper: ``grad_clip`` 0.1 (MDETR's and
 TubeDETR's default), the constant lr without warmup (MDETR decays and warms up; see
 ``lr_schedule``), ``aux_loss`` off, and every value of the ``synthetic`` preset.
-``model_name`` picks the model (:data:`stvg.models.zoo.MODELS`: csdvl, cgstvg, costa);
+``model_name`` picks the model (:data:`stvg.models.zoo.MODELS`: csdvl, cgstvg, costa, stvgformer);
 ``model.*`` keys go to its config (:class:`stvg.models.CSDVLConfig` for csdvl). Overrides are typed and every config
 is checked when built (:mod:`stvg.config`; docs/design.md section 8): ``--set lr=abc`` or
 ``--set lr_schedule=cosin`` is refused by name, ``TrainConfig(lr=-1)`` raises
@@ -33,9 +33,9 @@ LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 @dataclass
 class TrainConfig:
     preset: str = "vidstg"
-    # which model to train: csdvl, cgstvg or costa (stvg.models.zoo.MODELS); model.* keys go to
-    # its config. The loss_* weights, loss_att, aux_loss and init are CSDVL's; CG-STVG and
-    # CoSTA train with their papers' loss weights.
+    # which model to train: csdvl, cgstvg, costa or stvgformer (stvg.models.zoo.MODELS); model.*
+    # keys go to its config. The loss_* weights, loss_att, aux_loss and init are CSDVL's
+    # (STVGFormer takes the last three); the others train with their papers' loss weights.
     model_name: str = "csdvl"
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
@@ -45,8 +45,9 @@ class TrainConfig:
     global_batch: int | None = None
     num_frames: int = 64  # Ts: static frames per query in a training step
     frame_jitter: bool = False  # Ts frames drawn one per segment (TSN), not always the centres
-    # frames per prediction pass (validation, `stvg predict`); None: num_frames. Passes spread
-    # them over the whole segment as training does (STVGFormer: 48 in training, 96 in testing)
+    # frames per prediction pass (validation, `stvg predict`); None: num_frames times the
+    # model's test_frames_scale (STVGFormer's 2: 48 in training, 96 in testing; else 1). Passes
+    # spread them over the whole segment as training does
     frames_per_pass: int | None = None
     lr: float = 1e-4
     weight_decay: float = 1e-4
@@ -142,10 +143,11 @@ class TrainConfig:
             f"expected one of {', '.join(MODELS)}",
             where,
         )
-        if self.model_name != "csdvl":
+        if self.model_name not in ("csdvl", "stvgformer"):
             for key, off in (("aux_loss", False), ("init", None)):
                 value = getattr(self, key)
-                require(value == off, key, value, "is a CSDVL setting (model_name=csdvl)", where)
+                problem = "is a CSDVL setting (model_name=csdvl or stvgformer)"
+                require(value == off, key, value, problem, where)
         if self.init is not None:
             from stvg.models.mdetr import parse_init
 

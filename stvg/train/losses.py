@@ -115,6 +115,35 @@ def stack_targets(targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return {k: torch.stack([t[k] for t in targets]) for k in targets[0]}
 
 
+def temporal_targets(
+    targets: Mapping[str, Tensor],
+    num_clips: int,
+    device: torch.device,
+    min_iou: float = MIN_IOU,
+    max_iou: float = MAX_IOU,
+) -> tuple[Tensor, Tensor]:
+    """A batch's ``(map_target [B, Td, Td], clip_in_tube [B, Td] bool)`` on ``device``.
+
+    Each is taken from ``targets`` when present (:func:`build_targets`), else derived from
+    ``span`` [B, 2] (the GT tube as fractions of the segment, times ``num_clips`` in clip units):
+    the scaled IoU map of :func:`span_iou_map` and :func:`clips_in_span`.
+    """
+    map_target = targets.get("map_target")
+    clip_in_tube = targets.get("clip_in_tube")
+    if map_target is None or clip_in_tube is None:
+        spans = (targets["span"].detach().double().cpu() * num_clips).tolist()
+        if map_target is None:
+            map_target = torch.stack(
+                [
+                    scaled_iou_targets(span_iou_map(s, e, num_clips), min_iou, max_iou)
+                    for s, e in spans
+                ]
+            )
+        if clip_in_tube is None:
+            clip_in_tube = torch.stack([clips_in_span(s, e, num_clips) for s, e in spans])
+    return map_target.to(device), clip_in_tube.to(device).bool()
+
+
 # ----------------------------------------------------------------------------- loss terms
 def box_losses(pred: Tensor, gt: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """``(l1, giou)`` on the frames where ``mask`` is True.
@@ -257,20 +286,10 @@ def compute_losses(
     else derived from ``span``/``iou_map`` with :func:`clips_in_span`.
     """
     score_map = outputs["score_map"]
-    td = score_map.shape[-1]
-    device = score_map.device
     l1, giou = box_losses(outputs["pred_boxes"], targets["boxes"], targets["box_mask"].bool())
-
-    map_target = targets.get("map_target")
-    clip_in_tube = targets.get("clip_in_tube")
-    if map_target is None or clip_in_tube is None:
-        spans = (targets["span"].detach().double().cpu() * td).tolist()
-        if map_target is None:
-            map_target = torch.stack(
-                [scaled_iou_targets(span_iou_map(s, e, td), min_iou, max_iou) for s, e in spans]
-            ).to(device)
-        if clip_in_tube is None:
-            clip_in_tube = torch.stack([clips_in_span(s, e, td) for s, e in spans]).to(device)
+    map_target, clip_in_tube = temporal_targets(
+        targets, score_map.shape[-1], score_map.device, min_iou, max_iou
+    )
     tg = temporal_grounding_loss(score_map, map_target, outputs["map_mask"])
     ta = temporal_attentive_loss(
         outputs["frame_logits"],

@@ -208,6 +208,7 @@ def setup(
     Refuses (:class:`InputError`) a non-empty ``out`` without ``resume``, and on ``resume`` a
     changed config or store unless ``force``. Writes nothing but the (empty) folder ``out``.
     """
+    from stvg.evaluate.predict import run_frames_per_pass
     from stvg.features.dataset import FeatureDataset
     from stvg.models.zoo import model_entry
 
@@ -221,19 +222,19 @@ def setup(
     train_set = train_dataset(features, config)
     if len(train_set) == 0:
         raise InputError(f"no complete queries in split '{config.train_split}'", file=features)
-    val_set = None
-    if config.validate and config.val_split in store["splits"]:
-        val_set = FeatureDataset(  # predicted by passes of frames_per_pass frames
-            features,
-            config.val_split,
-            config.frames_per_pass or config.num_frames,
-            in_memory=config.in_memory,
-        )
     model_config = (
         model_entry(config.model_name)
         .config.from_preset(config.preset, **{**model_inputs_from(train_set), **config.model})
         .to_dict()
     )
+    val_set = None
+    if config.validate and config.val_split in store["splits"]:
+        val_set = FeatureDataset(  # predicted by passes of the run's frames per pass
+            features,
+            config.val_split,
+            run_frames_per_pass(config.to_json(), model_config),
+            in_memory=config.in_memory,
+        )
     batch_size = config.per_process_batch(dist.world)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / batch_size) / dist.world)
     total_steps = config.max_steps or config.epochs * steps_per_epoch

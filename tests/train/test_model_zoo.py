@@ -1,4 +1,5 @@
-"""The model zoo wired through training, prediction and scoring: csdvl, cgstvg and costa.
+"""The model zoo wired through training, prediction and scoring: csdvl, cgstvg, costa and
+stvgformer, and ensembles of runs.
 
 A hand-written store (one 3 x 4 grid, 10 stored frames, 4 clips) trains each model for 3 steps
 with validation; the run records the model, ``load_run`` rebuilds the same class with the saved
@@ -26,6 +27,7 @@ from stvg.features.store import create_store
 from stvg.models.cgstvg import CGSTVG
 from stvg.models.costa import CoSTA
 from stvg.models.csdvl import CSDVL
+from stvg.models.stvgformer import STVGFormer
 from stvg.models.zoo import MODELS, native_span
 from stvg.train import run as train
 from stvg.train.config import resolve
@@ -50,7 +52,8 @@ TINY = {  # model.* settings of a tiny model of each kind
         "model.n_spatial_layers=1", "model.n_heads=4", "model.dim_feedforward=32",
     ],
 }  # fmt: skip
-CLASSES = {"csdvl": CSDVL, "cgstvg": CGSTVG, "costa": CoSTA}
+TINY["stvgformer"] = TINY["csdvl"]
+CLASSES = {"csdvl": CSDVL, "cgstvg": CGSTVG, "costa": CoSTA, "stvgformer": STVGFormer}
 TRAIN = ["num_frames=4", "batch_size=2", "max_steps=3", "val_every=1", "model.dropout=0.0"]
 
 runner = CliRunner()
@@ -103,19 +106,20 @@ def runs(store_root, tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_the_zoo_has_the_three_models():
-    assert list(MODELS) == ["csdvl", "cgstvg", "costa"]
+def test_the_zoo_has_the_four_models():
+    assert list(MODELS) == ["csdvl", "cgstvg", "costa", "stvgformer"]
     assert resolve("synthetic").model_name == "csdvl"
 
 
-@pytest.mark.parametrize("name", ["csdvl", "cgstvg", "costa"])
+@pytest.mark.parametrize("name", list(CLASSES))
 def test_each_model_trains_saves_and_is_rebuilt(runs, name):
     run = runs[name]
     assert json.loads((run / "config.json").read_text())["model_name"] == name
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [x for x in lines if "loss" in x]
     assert len(steps) == 3 and all(np.isfinite(x["loss"]) for x in steps)
-    terms = {"csdvl": "tg", "cgstvg": "temporal_conf", "costa": "kl_start"}[name]
+    terms = {"csdvl": "tg", "cgstvg": "temporal_conf", "costa": "kl_start"}
+    terms = {**terms, "stvgformer": "aux_dynamic"}[name]
     assert all(terms in x for x in steps)  # the model's own loss terms were logged
     assert [x["step"] for x in lines if "val" in x] == [2, 3]  # each epoch (2 steps), the end
 
@@ -130,7 +134,7 @@ def test_each_model_trains_saves_and_is_rebuilt(runs, name):
     assert last["config"]["model_name"] == name
 
 
-@pytest.mark.parametrize("name", ["csdvl", "cgstvg", "costa"])
+@pytest.mark.parametrize("name", list(CLASSES))
 def test_each_model_predicts_and_scores(runs, store_root, tmp_path, name):
     run = runs[name]
     preds, annotations = predict_split(run, store_root, "test", batch_size=1, progress=False)
@@ -153,6 +157,35 @@ def test_each_model_predicts_and_scores(runs, store_root, tmp_path, name):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "m_vIoU" in result.output
+
+
+def test_stvgformer_predicts_with_twice_the_training_frames(runs, store_root):
+    run = runs["stvgformer"]
+    _, info = load_run(run)
+    assert info["config"]["num_frames"] == 4 and info["model_config"]["test_frames_scale"] == 2
+    default, _ = predict_split(run, store_root, "test", progress=False)
+    eight, _ = predict_split(run, store_root, "test", progress=False, frames_per_pass=8)
+    assert default == eight
+
+
+def test_an_ensemble_of_runs_on_the_command_line(runs, store_root, tmp_path):
+    run = runs["stvgformer"]
+    single, twice = tmp_path / "single.json", tmp_path / "twice.json"
+    args = ["predict", "--features", str(store_root), "--run", str(run)]
+    assert runner.invoke(app, [*args, "--out", str(single)]).exit_code == 0
+    result = runner.invoke(app, [*args, "--run", str(run), "--out", str(twice)])
+    assert result.exit_code == 0, result.output
+    one, two = (json.loads(f.read_text()) for f in (single, twice))
+    assert two["predictions"] == one["predictions"]  # the mean of one run with itself
+    assert two["provenance"]["run"] == "run+run"
+    assert two["provenance"]["ensemble"]["runs"] == ["run", "run"]
+    assert "ensemble" not in one["provenance"]
+    # a CSDVL run and an STVGFormer run: other models, refused by run and field
+    args = ["score", "--features", str(store_root), "--run", str(runs["csdvl"]), "--run", str(run)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "model_name" in result.output and str(run) in result.output
+    assert "Traceback" not in result.output
 
 
 # ----------------------------------------------------------------------------- spans by hand
