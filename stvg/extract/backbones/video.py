@@ -68,6 +68,13 @@ from stvg.extract.backbones.image import (
     resnet_trunk,
     torchvision_url,
 )
+from stvg.extract.backbones.swin import (
+    SWIN_CHANNELS,
+    SWIN_FRAMES,
+    SWIN_STRIDE,
+    SWIN_WEIGHTS,
+    build_swin_body,
+)
 from stvg.extract.backbones.weights import (
     WeightsUnavailable,
     fetch_torch_hub_file,
@@ -78,13 +85,6 @@ from stvg.extract.backbones.weights import (
     parse_weights,
     random_id,
     seeded,
-)
-from stvg.extract.backbones.swin import (
-    SWIN_CHANNELS,
-    SWIN_FRAMES,
-    SWIN_STRIDE,
-    SWIN_WEIGHTS,
-    build_swin_body,
 )
 
 PYTORCHVIDEO_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
