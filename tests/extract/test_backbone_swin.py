@@ -88,6 +88,16 @@ def test_bad_checkpoint_names_the_file(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_pretrained_offline_names_the_kinetics_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("STVG_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable) as info:
+        build_video_encoder("swin3d_t", "pretrained", size=SIZE)
+    text = str(info.value)
+    assert "https://download.pytorch.org/models/swin3d_t-7615ae03.pth" in text
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in text
+
+
 def test_cli_extract_records_the_backbone_and_refuses_another(tiny_data, tmp_path):
     out = tmp_path / "features"
     cli = ["extract", "--dataset", "synthetic", "--data-root", str(tiny_data), "--out", str(out)]
