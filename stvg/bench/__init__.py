@@ -16,4 +16,6 @@ saved by :func:`stvg.bench.report.report`.
   trainer's own :func:`stvg.train.trainer.train_step`.
 - :func:`stvg.bench.e2e.bench_e2e`: cost per training sample decoding the video and running the
   backbones plus the heads, over the heads fed from the store.
+- :func:`stvg.bench.video.bench_video`: the video Swin backbone over the default SlowFast per
+  clip (CPU time, wall time, GFLOPs) on the same clips.
 """

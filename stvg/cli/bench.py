@@ -74,3 +74,24 @@ def bench_e2e_command(
     from stvg.bench.report import report
 
     typer.echo(report(bench_e2e(quick=quick), json_out))
+
+
+@bench_app.command("video")
+@command
+def bench_video_command(
+    threads: int = typer.Option(1, min=1, help="Torch threads."),
+    repeats: int = typer.Option(3, min=1, help="Timed forwards of each backbone (best kept)."),
+    clip_size: int = typer.Option(256, min=32, help="Clip side in pixels (256 as in extract)."),
+    clips: int = typer.Option(2, min=1, help="Clips per forward."),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
+) -> None:
+    """Video backbones: swin3d_t over SlowFast on the same clips.
+
+    Prints one JSON line: {"ratio_cpu_time": x, "ratio_wall": x, "ratio_gflops": x, ...} with
+    the CPU seconds, wall seconds and GFLOPs per clip of each (random weights).
+    """
+    from stvg.bench.report import report
+    from stvg.bench.video import bench_video
+
+    result = bench_video(clip_size=clip_size, clips=clips, repeats=repeats, threads=threads)
+    typer.echo(report(result, json_out))

@@ -54,7 +54,8 @@ def extract_command(
     n_short: int = typer.Option(None, help="Static frames: shorter side at most this many pixels."),
     video_backbone: VideoBackbone | None = typer.Option(
         None,
-        help="slowfast_r50_detection (AVA) is the paper's; pixelflow needs no weights.",
+        help="slowfast_r50_detection (AVA) is the paper's; swin3d_t (Kinetics-400) is "
+        "CG-STVG's; pixelflow needs no weights.",
     ),
     td: int = typer.Option(None, help="Number of clips per segment (Td)."),
     clip_size: int = typer.Option(None, help="Clip frames are padded square and resized to this."),

@@ -22,7 +22,7 @@ Dataset = Literal["vidstg", "hcstvg-v1", "hcstvg-v2", "synthetic", "normalized"]
 ImageBackbone = Literal["resnet18", "resnet50", "resnet101", "pixels"]
 ImageLayer = Literal["layer2", "layer3", "layer4"]
 VideoBackbone = Literal[
-    "slowfast_r50_detection", "slowfast_r101", "framediff_resnet18", "pixelflow"
+    "slowfast_r50_detection", "slowfast_r101", "framediff_resnet18", "pixelflow", "swin3d_t"
 ]
 DATASETS: tuple[str, ...] = get_args(Dataset)
 

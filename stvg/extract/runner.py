@@ -108,17 +108,20 @@ def build_encoders(config: ExtractConfig) -> Encoders:
     video_weights = config.weights
     if str(config.weights).startswith("mdetr:"):  # MDETR holds no video encoder
         video_weights = "pretrained"
+    # The video encoder first: its build (random init, then the checkpoint read next to it) is
+    # the highest memory peak, and it then comes before the text and image weights are held.
+    video = build_video_encoder(
+        name=config.video_backbone,
+        size=config.clip_size,
+        **{**common, "weights": video_weights},
+        **cnn,
+    )
     return Encoders(
         image=build_image_encoder(
             name=config.image_backbone, layer=config.image_layer, **common, **cnn
         ),
         text=build_text_encoder(layers=config.text_layers, **common),
-        video=build_video_encoder(
-            name=config.video_backbone,
-            size=config.clip_size,
-            **{**common, "weights": video_weights},
-            **cnn,
-        ),
+        video=video,
     )
 
 

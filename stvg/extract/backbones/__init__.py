@@ -1,4 +1,5 @@
-"""The frozen backbones of stage one: image (ResNet), text (RoBERTa-base), video (SlowFast).
+"""The frozen backbones of stage one: image (ResNet), text (RoBERTa-base), video (SlowFast or
+Video Swin).
 
 Each ``build_*`` takes ``weights="pretrained" | "random" | PATH`` and returns an eval-mode module
 with a JSON-able ``spec`` for the store manifest (name, cut, weights id such as

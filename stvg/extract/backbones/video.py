@@ -32,13 +32,16 @@ Choices (``name``):
   .72 (walks, jumps, stops, spins .85-.96; enter and leave are walks near an edge), where the
   same probe on ``[mean, last - first]`` of ``8 x 8`` pixel thumbnails reached .43 and a linear
   one .24: velocity is translation-invariant, raw pixel differences are not.
+- ``swin3d_t``: torchvision's Video Swin tiny (Kinetics-400), CG-STVG's video encoder: its last
+  normalized map averaged over time, 768 channels, stride 32, ``clip_frames`` = 32 (see
+  :mod:`.swin`).
 
 Input convention (all choices): ``preprocess`` takes the clip's ``clip_frames`` RGB uint8 frames
 ``[T, H, W, 3]``, pads them at the right/bottom with black to a square of side ``max(H, W)``
 (so a pixel ``(x, y)`` lands at ``(x, y) * size / max(H, W)``), resizes to ``size x size``
 (bilinear, antialiased) and normalizes: mean 0.45 / std 0.225 per channel for SlowFast (the
 values of pytorchvideo's and SlowFast's AVA/Kinetics configs, RGB order), ImageNet mean/std for
-``framediff_resnet18``. It returns ``[3, T, size, size]``; ``forward`` takes a stack
+``framediff_resnet18`` and ``swin3d_t``. It returns ``[3, T, size, size]``; ``forward`` takes a stack
 ``[B, 3, T, size, size]``. SlowFast's slow pathway gets ``T / alpha`` frames (alpha = 4) picked
 by ``linspace(0, T - 1, T / alpha)`` as SlowFast's ``PackPathway`` does (frames
 0, 4, 8, 13, 17, 22, 26, 31 of 32).
@@ -64,6 +67,13 @@ from stvg.extract.backbones.image import (
     hash_prefix,
     resnet_trunk,
     torchvision_url,
+)
+from stvg.extract.backbones.swin import (
+    SWIN_CHANNELS,
+    SWIN_FRAMES,
+    SWIN_STRIDE,
+    SWIN_WEIGHTS,
+    build_swin_body,
 )
 from stvg.extract.backbones.weights import (
     WeightsUnavailable,
@@ -93,6 +103,7 @@ _CHOICES = {
     "slowfast_r101": (2304, 32, 32, f"{PYTORCHVIDEO_ZOO}/kinetics/SLOWFAST_8x8_R101.pyth"),
     "framediff_resnet18": (512, 16, 8, "ResNet18_Weights.IMAGENET1K_V1"),
     "pixelflow": (3 + 3 * 8, 16, 8, None),
+    "swin3d_t": (SWIN_CHANNELS, SWIN_STRIDE, SWIN_FRAMES, SWIN_WEIGHTS),
 }
 VIDEO_BACKBONES = tuple(_CHOICES)
 FLOW_RIDGE = 5e-3  # added to the diagonal of each cell's 2x2 Lucas-Kanade system
@@ -321,9 +332,12 @@ def build_video_encoder(
             hint="Build the video encoder with 'pretrained' (stvg extract does so with mdetr:PATH)",
         )
     source = _CHOICES[name][3]
+    target: nn.Module | None = None  # what to load weights into here (swin3d_t loads its own)
     if name == "pixelflow":
         body: nn.Module = _PixelFlowBody(_CHOICES[name][1])
-        target = None
+        weights_id = WEIGHT_FREE
+    elif name == "swin3d_t":
+        body, weights_id = build_swin_body(choice)
     elif name.startswith("slowfast"):
         with seeded():
             model, blocks = _slowfast(name)
@@ -336,11 +350,9 @@ def build_video_encoder(
         body = _FrameDiffBody(resnet_trunk(net, "layer3"), channels_last=channels_last)
         target, what, prefixes = body.trunk, "torchvision resnet18", ("module.",)
         pretrained_id = f"torchvision:{source}"
-    if target is None:
-        weights_id = WEIGHT_FREE
-    elif choice.kind == "random":
+    if target is not None and choice.kind == "random":
         weights_id = random_id()
-    else:
+    elif target is not None:
         url = source if name.startswith("slowfast") else torchvision_url(source)
         if choice.kind == "pretrained":
             path = fetch_torch_hub_file(url, what, hash_prefix(url))
