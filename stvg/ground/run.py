@@ -221,13 +221,15 @@ class Grounder:
         cache = FeatureCache(cache_root(out, config), config, check)
         return cls(run, out, settings, model, info, cache, device, progress=progress)
 
-    def ground_video(self, video: Path, pairs: list[Pair]) -> list[Grounding]:
-        """Every sentence of ``pairs`` (all on ``video``) grounded in it."""
+    def ground_video(
+        self, video: Path, pairs: list[Pair], info: VideoInfo | None = None
+    ) -> list[Grounding]:
+        """Every sentence of ``pairs`` (all on ``video``, probed as ``info``) grounded in it."""
         from stvg.evaluate.predict import predict_dataset
         from stvg.features.dataset import FeatureDataset
         from stvg.ground.cache import video_fingerprint
 
-        info = probe_video(video)
+        info = probe_video(video) if info is None else info
         fingerprint = video_fingerprint(video)
         spans = window_spans(
             info.frame_count, window_length(self.settings.segment_seconds, info.fps)
@@ -286,13 +288,14 @@ def ground(
     ``OUT/<sample_id>.png`` and ``.mp4``. Returns the groundings in the order of ``pairs``."""
     from stvg.ground.render import render_grounding
 
-    grounder = Grounder.load(run, out, features=features, device=device, progress=progress)
     by_video: dict[Path, list[Pair]] = {}
     for pair in pairs:
         by_video.setdefault(pair.video, []).append(pair)
+    infos = {video: probe_video(video) for video in by_video}  # a bad video stops us first
+    grounder = Grounder.load(run, out, features=features, device=device, progress=progress)
     found: dict[str, Grounding] = {}
     for video, video_pairs in by_video.items():
-        for grounding in grounder.ground_video(video, video_pairs):
+        for grounding in grounder.ground_video(video, video_pairs, infos[video]):
             found[grounding.pair.sample_id] = grounding
     groundings = [found[p.sample_id] for p in pairs]
     out = Path(out)

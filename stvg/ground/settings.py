@@ -141,11 +141,15 @@ def _store_settings(store_root: Path, record: dict[str, Any], run: Path, split: 
     return RunSettings(extract, float(seconds), f"the store {store_root}")
 
 
-def run_settings(run: str | Path, features: str | Path | None = None) -> RunSettings:
+def run_settings(
+    run: str | Path, features: str | Path | None = None, *, need_segment: bool = True
+) -> RunSettings:
     """The extraction settings and training segment length of ``run`` (module docstring).
 
     ``features``: the store the run was trained on, for a run made before runs recorded them.
-    Raises :class:`InputError` saying what to pass when they cannot be found.
+    Raises :class:`InputError` saying what to pass when they cannot be found. Without
+    ``need_segment`` (``stvg extract --like``) a run with no recorded segment length is no
+    error: ``segment_seconds`` is then ``nan``.
     """
     run = Path(run)
     config = read_run_config(run)
@@ -169,9 +173,29 @@ def run_settings(run: str | Path, features: str | Path | None = None) -> RunSett
             return _store_settings(beside, record, run, split)
         except InputError as error:
             log.info("the store beside the run does not fit it: %s", error)
+    if not need_segment:
+        return RunSettings(_from_record(record), float("nan"), "the run's backbones and sampling")
     raise InputError(
         "the run was trained before stvg recorded its training segment length",
         file=run / "config.json",
         field="features.train_segment_seconds",
         hint="Pass --features STORE, the feature store the run was trained on",
     )
+
+
+def config_like(
+    run: str | Path,
+    dataset: str | None = None,
+    items: list[str] | None = None,
+    **knobs: Any,
+) -> ExtractConfig:
+    """``stvg extract --like RUN``: the run's extraction settings, with ``dataset`` (the
+    annotation layout to read; default the run's), then ``knobs`` (settings that change no
+    feature's meaning: device, batch size, packing, storage; ``None`` ignored), then ``items``
+    (``--set key=value``)."""
+    from stvg.extract.config import resolve
+
+    base = run_settings(run, need_segment=False).extract.to_json()
+    name = dataset or base.pop("dataset")
+    base.pop("dataset", None)
+    return resolve(name, items, **{**base, **{k: v for k, v in knobs.items() if v is not None}})
