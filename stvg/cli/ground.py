@@ -40,14 +40,11 @@ def ground_command(
     """
     import sys
 
-    from stvg.device import resolve_device
     from stvg.ground.inputs import gather_pairs
     from stvg.ground.run import PREDICTIONS, ground
 
     pairs = gather_pairs(target, list(sentences or []))
-    groundings = ground(
-        run, pairs, out, features=features, device=resolve_device(device), draw=draw
-    )
+    groundings = ground(run, pairs, out, features=features, device=device, draw=draw)
     sys.stderr.flush()
     if as_json:
         typer.echo(json.dumps([g.to_json() for g in groundings]))

@@ -46,9 +46,10 @@ def undecodable(path: Path, error: VideoError) -> UndecodableVideo:
 
 def probe_video(path: Path) -> VideoInfo:
     """The video's fps, frame count and size; :class:`UndecodableVideo` (exit 3) if it cannot
-    be opened."""
+    be opened. Probed with PyAV, which says nothing on stderr about a bad file (decord's native
+    code prints FFmpeg's complaints, which would bury the one-line message)."""
     try:
-        with open_video(path) as video:
+        with open_video(path, backend="pyav") as video:
             info = video.info
     except VideoError as error:
         raise undecodable(path, error) from None
@@ -285,13 +286,17 @@ def ground(
     progress: bool = True,
 ) -> list[Grounding]:
     """Ground every pair with the run; writes ``OUT/predictions.json`` and, with ``draw``,
-    ``OUT/<sample_id>.png`` and ``.mp4``. Returns the groundings in the order of ``pairs``."""
+    ``OUT/<sample_id>.png`` and ``.mp4``. Returns the groundings in the order of ``pairs``.
+    ``device`` is a ``--device`` value (:func:`stvg.device.resolve_device`), resolved after the
+    videos are probed (a bad video is refused before torch is even imported)."""
+    from stvg.device import resolve_device
     from stvg.ground.render import render_grounding
 
     by_video: dict[Path, list[Pair]] = {}
     for pair in pairs:
         by_video.setdefault(pair.video, []).append(pair)
     infos = {video: probe_video(video) for video in by_video}  # a bad video stops us first
+    device = resolve_device(device)
     grounder = Grounder.load(run, out, features=features, device=device, progress=progress)
     found: dict[str, Grounding] = {}
     for video, video_pairs in by_video.items():
