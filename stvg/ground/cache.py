@@ -56,6 +56,22 @@ def cache_root(out: str | Path, config: ExtractConfig) -> Path:
     return Path(out) / CACHE_DIR / digest(config.values_json())[:12]
 
 
+_BUILT: dict[str, Any] = {}
+
+
+def built_encoders(config: ExtractConfig) -> Any:
+    """:func:`stvg.extract.runner.build_encoders` of ``config``, kept for the next call with the
+    same settings in this process (a notebook, the tests: a random RoBERTa alone takes about a
+    second to initialize); only the last config's encoders are kept."""
+    from stvg.extract.runner import build_encoders
+
+    key = digest(config.values_json())
+    encoders = _BUILT.get(key) or build_encoders(config)
+    _BUILT.clear()
+    _BUILT[key] = encoders
+    return encoders
+
+
 class FeatureCache:
     """The cache store of one extraction config. The encoders are built (and the store made)
     only when something has to be extracted; ``check`` then receives the store's manifest and
@@ -81,10 +97,9 @@ class FeatureCache:
         """The run's frozen encoders, built once; creates the store and checks its manifest."""
         if self._encoders is None:
             from stvg.extract import make_manifest
-            from stvg.extract.runner import build_encoders
             from stvg.features.store import create_store
 
-            encoders = build_encoders(self.config)
+            encoders = built_encoders(self.config)
             manifest = make_manifest(self.config, encoders.specs())
             self._check(manifest)
             self.store = create_store(self.root, manifest)

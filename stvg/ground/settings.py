@@ -63,8 +63,10 @@ def read_run_config(run: str | Path) -> dict[str, Any]:
 def _weights_choice(backbones: dict[str, Any]) -> str:
     """``random`` or ``pretrained`` from the recorded weight ids (the text encoder always has
     weights); a local file or an MDETR checkpoint cannot be found again from its id."""
+    from stvg.extract.backbones.image import WEIGHT_FREE
+
     ids = {str(spec.get("weights", "")) for spec in backbones.values() if isinstance(spec, dict)}
-    ids.discard("weight-free")
+    ids.discard(WEIGHT_FREE)
     if all(i.startswith("random:") for i in ids):
         return "random"
     if not any(i.startswith(("file:", "mdetr:")) for i in ids):
