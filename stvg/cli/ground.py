@@ -15,9 +15,13 @@ from stvg.device import DEVICE_HELP
 @command
 def ground_command(
     target: Path = typer.Argument(
-        ..., help="A video, a folder of videos, or a CSV/JSON file of video + sentence pairs."
+        ...,
+        metavar="VIDEO",
+        help="A video, a folder of videos, or a CSV/JSON file of video + sentence pairs.",
     ),
-    sentences: list[str] = typer.Argument(None, help="The sentence(s) to ground in the video(s)."),
+    sentences: list[str] = typer.Argument(
+        None, metavar="SENTENCE", help="The sentence(s) to ground in the video(s)."
+    ),
     run: Path = typer.Option(..., help="Training run folder (uses its EMA weights)."),
     out: Path = typer.Option(Path("grounded"), help="Output folder (also holds the cache)."),
     features: Path = typer.Option(
