@@ -3,10 +3,12 @@ on videos much longer than the run's training segments (``stvg bench long``).
 
 The scene is that of the synthetic benchmark (package docstring): ``actors`` shapes of distinct
 colors on their lanes, each following a script of actions. The target (actor 0) does the
-event's ``action`` exactly once, for ``event_seconds`` from ``event_at``; it never does it
-otherwise, and no other actor does it during the event (the benchmark's ``easy`` kind); the
-actors stay on screen (no ``enter`` / ``leave``). Outside the event, any actor may do anything
-else, other actors the event's action too.
+event's ``action`` exactly once, for ``event_seconds`` from ``event_at``, and never otherwise;
+no other actor does it during the event (the benchmark's ``easy`` kind); the actors stay on
+screen (no ``enter`` / ``leave``). By default no other actor does that action at any time
+either, so the event is the only one of its kind in the video; with ``distractors`` the others
+may do it outside the event (as in the benchmark's short videos, where only color then tells
+the target's action from theirs).
 
 A script over minutes cannot be drawn in one piece (a random walk leaves the frame sooner or
 later, and :func:`~stvg.data.synth.script.simulate` refuses it), so each actor's script is drawn
@@ -57,6 +59,7 @@ def _actor_over(
     action: str,
     target: bool,
     amplitude: float,
+    distractors: bool,
 ) -> None:
     """Script and simulate ``actor`` over the whole video, piece by piece (module docstring)."""
     segments: list[Segment] = []
@@ -66,7 +69,7 @@ def _actor_over(
         piece_cfg = replace(cfg, seconds=(b - a) / cfg.fps)
         has_event = a <= event[0] and event[1] <= b
         fixed = Segment(action, event[0] - a, event[1] - a) if target and has_event else None
-        never = _EDGES | ({action} if target else set())
+        never = _EDGES | ({action} if target or not distractors else set())
         during = (
             ({action}, event[0] - a, event[1] - a) if has_event and not target else (set(), 0, 0)
         )
@@ -108,6 +111,7 @@ def synthesize_long(
     size: tuple[int, int] = SynthConfig.size,
     seed: int = 0,
     piece_seconds: float = 10.0,
+    distractors: bool = False,
 ) -> Sample:
     """Write the long video and its one-sample annotation file; returns the sample.
 
@@ -139,7 +143,7 @@ def synthesize_long(
     scene = []
     for k, (color, lane) in enumerate(zip(colors, lanes, strict=True)):
         actor = Actor(color, str(rng.choice(SHAPES)), lane)
-        _actor_over(rng, actor, cfg, pieces, event, action, k == 0, amplitude)
+        _actor_over(rng, actor, cfg, pieces, event, action, k == 0, amplitude, distractors)
         scene.append(actor)
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
@@ -163,7 +167,13 @@ def synthesize_long(
         caption=CAPTION_TEMPLATE.format(
             color=target.color, shape=target.shape, action=ACTIONS[action]
         ),
-        extra={"kind": "easy", "action": action, "color": target.color, "shape": target.shape},
+        extra={
+            "kind": "easy",
+            "action": action,
+            "color": target.color,
+            "shape": target.shape,
+            "distractors": distractors,
+        },
     )
     sample.validate(file=out / f"{name}.json")
     annotations = Annotations(samples=[sample], dataset="synthetic", split="long")
