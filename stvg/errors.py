@@ -1,7 +1,9 @@
 """The one error type for bad input, and how it reads.
 
 Every loader, reader and command raises :class:`InputError` for input it cannot use. The CLI
-prints it as one paragraph on stderr and exits with code 2 (no traceback). The message always
+prints it as one paragraph on stderr and exits with code 2 (no traceback), or 3 for a video
+that exists but cannot be decoded (:class:`UndecodableVideo`, as ``stvg extract`` exits 3 when
+videos failed). The message always
 names the file and, where they are known, the sample and the field, so that a user can open the
 file and fix the entry.
 """
@@ -66,3 +68,10 @@ class InputError(Exception):
             field=self.field if self.field is not None else field,
             hint=self.hint,
         )
+
+
+class UndecodableVideo(InputError):
+    """A video file that exists but cannot be decoded (truncated, corrupt, not a video): exit
+    code 3."""
+
+    exit_code = 3

@@ -12,6 +12,7 @@ from stvg.cli import (  # noqa: F401  (imported to register their commands)
     data,
     extract,
     features,
+    ground,
     pipeline,
     predict,
     predictions,

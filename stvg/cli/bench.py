@@ -95,3 +95,23 @@ def bench_video_command(
 
     result = bench_video(clip_size=clip_size, clips=clips, repeats=repeats, threads=threads)
     typer.echo(report(result, json_out))
+
+
+@bench_app.command("long")
+@command
+def bench_long_command(
+    run: Path = typer.Option(..., help="A trained run (the demo's: runs/synthetic/run)."),
+    features: Path = typer.Option(None, help="Its store, for a run made before runs recorded it."),
+    quick: bool = typer.Option(False, "--quick", help="A 2-minute video instead of 10 minutes."),
+    draw: bool = typer.Option(True, "--draw/--no-draw", help="Also time the PNG and the MP4."),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
+) -> None:
+    """stvg ground on a 10-minute synthetic video / a 20-second one, each in a fresh process.
+
+    Prints one JSON line: {"rss_ratio_long_vs_short": x (goal <= 1.5), "long_tIoU": t (goal
+    >= 0.3 with a fully trained run), ...} with the wall time of each.
+    """
+    from stvg.bench.long import bench_long
+    from stvg.bench.report import report
+
+    typer.echo(report(bench_long(run, features=features, quick=quick, draw=draw), json_out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import typer
 
@@ -20,7 +20,14 @@ Dtype = Literal["float16", "int8"]
 @app.command("extract", short_help="Stage one: backbone features of every video, stored once.")
 @command
 def extract_command(
-    dataset: Dataset = typer.Option(..., help="The data set (sets the preset)."),
+    dataset: Dataset = typer.Option(
+        None, help="The data set (sets the preset; with --like, only the annotation layout)."
+    ),
+    like: Path = typer.Option(
+        None,
+        "--like",
+        help="A training run: extract with exactly the settings of the store it was trained on.",
+    ),
     data_root: Path = typer.Option(
         ..., help="Dataset folder (for synthetic: what `stvg data synth` wrote)."
     ),
@@ -99,8 +106,10 @@ def extract_command(
 
     if not data_root.is_dir():
         raise InputError(f"--data-root {data_root}: no such folder")
+    if dataset is None and like is None:
+        raise InputError("--dataset is required (or --like RUN)", field="--dataset")
     config = resolve(
-        dataset,
+        dataset or "normalized",
         list(set_),
         backend=backend,
         weights=weights,
@@ -118,6 +127,14 @@ def extract_command(
         channels_last=channels_last,
         pack=pack,
     )
+    if like is not None:
+        feature_options = {
+            "weights": weights, "image_backbone": image_backbone, "image_layer": image_layer,
+            "n_short": n_short, "video_backbone": video_backbone, "td": td,
+            "clip_size": clip_size, "text_layers": text_layers, "amp": amp,
+            "channels_last": channels_last,
+        }  # fmt: skip
+        config = _like(like, dataset, set_, config, feature_options)
     summary = run(
         config,
         data_root,
@@ -147,3 +164,19 @@ def extract_command(
             typer.echo(f"  failed: {entry_id} ({reason})", err=True)
         typer.echo(f"{len(summary.failed)} video(s) failed; see {out}/failures.jsonl", err=True)
         raise typer.Exit(3)
+
+
+def _like(run: Path, dataset: str | None, items: list[str], config: Any, given: dict) -> Any:
+    """``--like RUN``: the run's settings, with this command's device, batch size, packing and
+    storage (``config``'s) and ``--set`` items; refuses ``given`` options (those deciding what
+    the features mean) that were set."""
+    from stvg.errors import InputError
+    from stvg.ground.settings import config_like
+
+    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v not in (None, False)]
+    if named:
+        raise InputError(
+            f"--like takes every feature setting from the run; drop {', '.join(named)}"
+        )
+    knobs = {k: getattr(config, k) for k in ("device", "batch_size", "pack", "backend", "dtype")}
+    return config_like(run, dataset, list(items), **knobs)

@@ -174,8 +174,12 @@ def predict_dataset(
     progress: bool = True,
     frames_per_pass: int | None = None,
     model_name: str | None = None,
+    scores: dict[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
+
+    ``scores``, when given, receives each query's span score by sample id (the model's own
+    measure of the chosen span, :mod:`stvg.models.zoo`; ``stvg ground`` keeps the best window).
 
     ``model_name`` (a key of :data:`stvg.models.zoo.MODELS`; default: that of ``model``'s
     class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`). ``model``
@@ -224,8 +228,11 @@ def predict_dataset(
             sample, stored = dataset.samples[index], dataset.stored_frame_ids(index)
             clip_spans = item["clip_spans"].numpy()
             span = entry.span(
-                records.pop(index), passes[index], stored, clip_spans, tuple(sample.segment)
-            )
+                records.pop(index), passes[index], stored, clip_spans, tuple(sample.segment),
+                with_score=scores is not None,
+            )  # fmt: skip
+            if scores is not None:
+                span, scores[sample.sample_id] = span[:2], span[2]
             out[sample.sample_id] = tube_from_outputs(
                 sample, stored, clip_spans, passes.pop(index), boxes.pop(index), span=span
             )

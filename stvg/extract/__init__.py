@@ -68,7 +68,8 @@ def load_splits(
 
 
 def make_manifest(config: ExtractConfig, specs: dict[str, Any]) -> Any:
-    """The store manifest: backbones (with weight ids), sampling, dtype and backend."""
+    """The store manifest: backbones (with weight ids), sampling, dtype, backend and the whole
+    config (``extract``: what ``stvg ground`` and ``stvg extract --like`` redo)."""
     from stvg.features.manifest import Manifest
 
     return Manifest(
@@ -77,6 +78,7 @@ def make_manifest(config: ExtractConfig, specs: dict[str, Any]) -> Any:
         sampling=config.sampling(),
         dtype=config.dtype,
         backend=config.backend,
+        extract=config.to_json(),
     )
 
 

@@ -236,17 +236,23 @@ def entry_values(
     }
 
 
-def encode_entry(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -> dict[str, Any]:
-    """Run the backbones on one decoded entry alone, in chunks of ``batch_size`` (the last one
-    padded, as packed batches are, so packing changes no value)."""
+def encode_image(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -> np.ndarray:
+    """The image backbone over one decoded entry's static frames: ``[Ts, C, h, w]`` float32,
+    in chunks of ``batch_size`` (the last one padded, as packed batches are)."""
     assert decoded.static is not None
     image = [
         forward_padded(encoders.image, decoded.static[s], config.batch_size)
         for s in _chunks(len(decoded.static), config.batch_size)
     ]
+    return torch.cat(image).numpy()
+
+
+def encode_entry(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -> dict[str, Any]:
+    """Run the backbones on one decoded entry alone (packing changes no value)."""
+    image = encode_image(decoded, config, encoders)
     motion = encode_motion(decoded, config, encoders)
     texts = encode_texts(decoded.entry.samples, config, encoders)
-    return entry_values(decoded, torch.cat(image).numpy(), motion, texts)
+    return entry_values(decoded, image, motion, texts)
 
 
 @dataclass

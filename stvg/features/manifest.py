@@ -5,7 +5,10 @@ given by the caller as a plain dict, e.g. ``{"image": {"name": "resnet101", "lay
 "weights": "random"}}``), the sampling parameters (static fps and cap, ``Td``, sizes, ...),
 the storage dtype (``float16`` or ``int8``), the backend (``zarr`` or ``hdf5``) and the stvg
 version. Every field except the stvg version must match for a run to add to an existing store
-(:func:`check_compatible`).
+(:func:`check_compatible`). ``extract`` (optional: stores made before it was recorded lack it) is
+the whole resolved extraction config (:class:`stvg.extract.config.ExtractConfig`), so that a
+trained run can extract new videos exactly as its store was made (``stvg ground``,
+``stvg extract --like``); it is informative only and not compared.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Manifest:
     backend: str = "zarr"
     layout: str = LAYOUT_VERSION
     stvg_version: str = __version__
+    extract: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.dtype = _DTYPE_ALIASES.get(str(self.dtype).lower(), str(self.dtype))
@@ -64,7 +68,7 @@ class Manifest:
             )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "layout": self.layout,
             "dataset": self.dataset,
             "backbones": self.backbones,
@@ -73,6 +77,9 @@ class Manifest:
             "backend": self.backend,
             "stvg_version": self.stvg_version,
         }
+        if self.extract is not None:
+            out["extract"] = self.extract
+        return out
 
     @classmethod
     def from_json(cls, data: Any, *, file: str | Path | None = None) -> Manifest:
@@ -93,8 +100,11 @@ class Manifest:
                 raise InputError(f"the field is missing ({what} expected)", file=file, field=key)
             if not isinstance(data[key], kind):
                 raise InputError(f"expected {what}, got {data[key]!r:.60}", file=file, field=key)
+        extract = data.get("extract")
+        if extract is not None and not isinstance(extract, dict):
+            raise InputError(f"expected an object, got {extract!r:.60}", file=file, field="extract")
         try:
-            return cls(**{key: data[key] for key in kinds})
+            return cls(**{key: data[key] for key in kinds}, extract=extract)
         except InputError as error:
             raise error.located(file=file) from None
 
@@ -204,9 +214,11 @@ FEATURE_FIELDS = ("backbones", "sampling")
 
 def features_record(manifest: Manifest) -> dict[str, Any]:
     """What a training run records about its features: backbones and sampling (plus, for
-    the reader's information only, the dataset and layout)."""
+    the reader's information only, the dataset and layout, and the whole extraction config
+    when the store recorded it)."""
     data = manifest.to_json()
-    return {key: data[key] for key in ("layout", "dataset", *FEATURE_FIELDS)}
+    keys = ("layout", "dataset", *FEATURE_FIELDS, *(("extract",) if "extract" in data else ()))
+    return {key: data[key] for key in keys}
 
 
 def check_same_features(

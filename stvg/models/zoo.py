@@ -9,7 +9,8 @@
 * ``weights``: ``train_config -> {term: weight}``, summed by
   :func:`stvg.train.losses.total_loss` in that order;
 * ``span``: one query's span in native frames ``(start, end)`` (half-open) from its prediction
-  passes (see :func:`csdvl_span`, :func:`start_end_span`).
+  passes (see :func:`csdvl_span`, :func:`start_end_span`); ``with_score=True`` adds the span's
+  score (higher is better; comparable between queries of one model only).
 
 ``csdvl`` (the default) weighs its terms with the ``loss_*`` settings of
 :class:`stvg.train.config.TrainConfig`; ``cgstvg`` and ``costa`` with their papers' weights
@@ -47,10 +48,7 @@ class ModelEntry(NamedTuple):
     build: Callable[[Any], nn.Module]
     losses: Callable[[Mapping[str, Tensor], Mapping[str, Tensor], Any], dict[str, Tensor]]
     weights: Callable[[Any], dict[str, float]]
-    span: Callable[
-        [Sequence[Record], Sequence[np.ndarray], np.ndarray, np.ndarray, tuple[int, int]],
-        tuple[int, int],
-    ]
+    span: Callable[..., tuple]
 
 
 # ----------------------------------------------------------------------------- losses
@@ -128,14 +126,17 @@ def csdvl_span(
     stored_ids: np.ndarray,
     clip_spans: np.ndarray,
     segment: tuple[int, int],
-) -> tuple[int, int]:
+    with_score: bool = False,
+) -> tuple:
     """The passes' probability maps averaged; the best valid proposal ``(i, j)`` (clips ``i``
-    to ``j`` inclusive) gives ``[clip_spans[i].start, clip_spans[j].end)``."""
+    to ``j`` inclusive) gives ``[clip_spans[i].start, clip_spans[j].end)`` (``with_score``:
+    and its mean probability, as a third value)."""
     from stvg.models.heads import best_span
 
     prob = torch.stack([r["prob"] for r in records]).mean(0)
-    start, end, _ = best_span(prob[None], records[-1]["map_mask"])  # clips [start, end)
-    return int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1])
+    start, end, score = best_span(prob[None], records[-1]["map_mask"])  # clips [start, end)
+    span = int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1])
+    return (*span, float(score)) if with_score else span
 
 
 def native_span(start: int, end: int, stored_ids: np.ndarray, segment: tuple[int, int]) -> tuple:
@@ -156,17 +157,20 @@ def cgstvg_span(
     stored_ids: np.ndarray,
     clip_spans: np.ndarray,
     segment: tuple[int, int],
-) -> tuple[int, int]:
-    """:func:`stvg.models.cgstvg.stored_frame_span` over the passes, then :func:`native_span`."""
+    with_score: bool = False,
+) -> tuple:
+    """:func:`stvg.models.cgstvg.stored_frame_span` over the passes, then :func:`native_span`
+    (``with_score``: and its log probability, as a third value)."""
     from stvg.models.cgstvg import stored_frame_span
 
-    start, end, _ = stored_frame_span(
+    start, end, score = stored_frame_span(
         [np.asarray(f) for f in pass_frames],
         [r["start_logits"] for r in records],
         [r["end_logits"] for r in records],
         len(stored_ids),
     )
-    return native_span(start, end, stored_ids, segment)
+    span = native_span(start, end, stored_ids, segment)
+    return (*span, score) if with_score else span
 
 
 def costa_span(
@@ -175,17 +179,20 @@ def costa_span(
     stored_ids: np.ndarray,
     clip_spans: np.ndarray,
     segment: tuple[int, int],
-) -> tuple[int, int]:
-    """:func:`stvg.models.costa.stored_frame_span` over the passes, then :func:`native_span`."""
+    with_score: bool = False,
+) -> tuple:
+    """:func:`stvg.models.costa.stored_frame_span` over the passes, then :func:`native_span`
+    (``with_score``: and its score, as a third value)."""
     from stvg.models.costa import stored_frame_span
 
-    start, end, _ = stored_frame_span(
+    start, end, score = stored_frame_span(
         torch.stack([r["start_logits"] for r in records]),
         torch.stack([r["end_logits"] for r in records]),
         torch.as_tensor(np.stack(pass_frames), dtype=torch.long),
         len(stored_ids),
     )
-    return native_span(start, end, stored_ids, segment)
+    span = native_span(start, end, stored_ids, segment)
+    return (*span, score) if with_score else span
 
 
 def csdvl_weights(config: Any) -> dict[str, float]:

@@ -192,6 +192,15 @@ def _resume_from(
     return saved, {"record": features_record(manifest), "splits": splits}
 
 
+def segment_seconds(samples: list[Any]) -> float:
+    """The median segment length of ``samples`` in seconds: the length of video the run learns
+    to ground in, recorded as ``features.train_segment_seconds`` (``stvg ground`` reads longer
+    videos in windows of it)."""
+    import statistics
+
+    return float(statistics.median((s.segment[1] - s.segment[0]) / s.fps for s in samples))
+
+
 # ----------------------------------------------------------------------------- setup / save
 def setup(
     features: str | Path,
@@ -240,7 +249,8 @@ def setup(
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     init = config.init if saved is None else None  # applied once, when the run starts
     state = new_state(config, model_config, out, dist, steps_per_epoch, total_steps, init=init)
-    state.features, state.train_set, state.val_set = store["record"], train_set, val_set
+    record = {**store["record"], "train_segment_seconds": segment_seconds(train_set.samples)}
+    state.features, state.train_set, state.val_set = record, train_set, val_set
     if saved is not None:
         state.model.load_state_dict(saved["model"])
         state.ema.state = saved["ema"]

@@ -2,9 +2,10 @@
 
 Run folder ``RUN/``: ``config.json`` (the resolved config, plus ``features``: the store manifest's
 backbones and sampling, which ``stvg predict`` / ``score --run`` / ``train --resume`` compare
-with the store they are given), ``metrics.jsonl`` (one JSON object per optimizer step: ``step``,
-``epoch``, ``loss``, each loss term, ``lr``; plus one ``{"step", "epoch", "val": {...}}`` line per
-validation), ``checkpoint.pt`` (the latest: ``model``, ``ema``, ``optimizer``, ``scheduler``,
+with the store they are given, its whole extraction config ``extract`` and the median training
+segment length ``train_segment_seconds``, with which ``stvg ground`` extracts new videos),
+``metrics.jsonl`` (one JSON object per optimizer step: ``step``, ``epoch``, ``loss``, each loss
+term, ``lr``; plus one ``{"step", "epoch", "val": {...}}`` line per validation), ``checkpoint.pt`` (the latest: ``model``, ``ema``, ``optimizer``, ``scheduler``,
 ``step``, ``rng``, ``config``, ``features``) and ``best.pt`` (the EMA weights with the best
 validation m_vIoU). See :mod:`stvg.train.state` for the run's state and its checkpoints.
 

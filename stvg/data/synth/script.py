@@ -145,9 +145,16 @@ def actor_script(
     return pre + [fixed] + post
 
 
-def simulate(rng: np.random.Generator, actor: Actor, cfg: SynthConfig, amplitude: float) -> bool:
+def simulate(
+    rng: np.random.Generator,
+    actor: Actor,
+    cfg: SynthConfig,
+    amplitude: float,
+    start: float | None = None,
+) -> bool:
     """Fill ``actor.x / lift / angle`` from its segments; False if the script cannot be played
-    inside the frame at the allowed speeds."""
+    inside the frame at the allowed speeds. ``start``: the left edge on the first frame (default:
+    drawn at random; a long video is simulated piece by piece, each from the last one's end)."""
     total = cfg.frame_count
     width = cfg.size[0]
     s = cfg.actor_size
@@ -156,7 +163,7 @@ def simulate(rng: np.random.Generator, actor: Actor, cfg: SynthConfig, amplitude
     x = np.full(total, np.nan)
     lift = np.zeros(total)
     angle = np.zeros(total)
-    pos: float | None = None
+    pos: float | None = start
     for seg in actor.segments:
         n = seg.end - seg.start
         u = np.arange(n, dtype=float)

@@ -1,0 +1,100 @@
+"""From the windows' predictions to one tube per sentence, and the predictions file.
+
+Each window of a video is predicted as a segment of its own (:func:`stvg.evaluate.predict.
+predict_dataset`: every stored frame seen, the span and its score from the model's entry of
+:mod:`stvg.models.zoo`, boxes on every native frame of the window). A sentence's tube is that of
+the window whose span scores highest (the earliest on a tie): its span, already in native frame
+ids of the whole video, and its boxes, which cover that window only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stvg.ground.inputs import Pair
+from stvg.ground.windows import Span, seconds
+
+
+@dataclass
+class Grounding:
+    """One sentence grounded in one video: the tube, its score, the window it came from."""
+
+    pair: Pair
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+    tube: Span
+    boxes: dict[int, list[float]]
+    score: float
+    window: Span
+    windows: int
+    pictures: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> tuple[float, float]:
+        """The tube in seconds, ``[start / fps, end / fps)``."""
+        return seconds(self.tube[0], self.fps), seconds(self.tube[1], self.fps)
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``--json`` prints for this pair."""
+        return {
+            "sample_id": self.pair.sample_id,
+            "video": str(self.pair.video),
+            "sentence": self.pair.sentence,
+            "tube": list(self.tube),
+            "seconds": [round(v, 3) for v in self.seconds],
+            "score": round(self.score, 6),
+            "window": list(self.window),
+            "windows": self.windows,
+            "fps": self.fps,
+            "frame_count": self.frame_count,
+            "pictures": self.pictures,
+        }
+
+    def line(self) -> str:
+        """``video.mp4 "sentence": 1.20-4.50 s, frames [12, 45) (score 0.83)``."""
+        s0, s1 = self.seconds
+        return (
+            f'{self.pair.video.name} "{self.pair.sentence}": {s0:.2f}-{s1:.2f} s, frames '
+            f"[{self.tube[0]}, {self.tube[1]}) of {self.frame_count} (score {self.score:.3f}"
+            + (f", best of {self.windows} windows)" if self.windows > 1 else ")")
+        )
+
+
+def best_window(candidates: list[tuple[Span, str]], scores: dict[str, float]) -> tuple[Span, str]:
+    """The ``(window, query id)`` whose span scores highest; the earliest window on a tie."""
+    best = candidates[0]
+    for candidate in candidates[1:]:
+        if scores[candidate[1]] > scores[best[1]]:
+            best = candidate
+    return best
+
+
+def write_groundings(path: str | Path, groundings: list[Grounding], run: str | Path) -> Path:
+    """The tubes as ``stvg-predictions/1`` keyed by sample id; each record's ``extra`` holds
+    the video, the sentence, the score and the window."""
+    from stvg.evaluate.predictions import Prediction, make_provenance, write_predictions
+
+    predictions = {
+        g.pair.sample_id: Prediction(
+            tube=g.tube,
+            boxes={f: (b[0], b[1], b[2], b[3]) for f, b in g.boxes.items()},
+            extra={
+                "video": str(g.pair.video),
+                "sentence": g.pair.sentence,
+                "score": g.score,
+                "window": list(g.window),
+            },
+        )
+        for g in groundings
+    }
+    provenance = make_provenance(
+        run=Path(run).name,
+        frames="every native frame of the best-scoring window",
+        boxes="linear between the stored frames' boxes, held at the first and last",
+    )
+    write_predictions(path, predictions, provenance)
+    return Path(path)
