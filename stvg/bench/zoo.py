@@ -248,7 +248,28 @@ def run_zoo(cfg: ZooConfig) -> dict[str, Any]:
         else:
             pending.append((t, settings))
     log.info("%d trainings, %d done, %d to run", len(trainings), len(results), len(pending))
-    failed = []
+    failed: list[str] = []
+    collab = [m for m in ABLATION if m in cfg.collab] if "csdvl" in models else []
+    meta = {
+        "models": models, "seeds": cfg.seeds, "epochs": cfg.epochs,
+        "videos": None if cfg.features is not None else cfg.videos, "split": cfg.split,
+        "preset": PRESET, "protocol": PROTOCOL, "group_by": GROUP_BY, "jobs": cfg.jobs,
+        "threads": cfg.threads, "extra_settings": list(cfg.train),
+        "trainings_planned": len(trainings), "store_seconds_this_invocation": store_seconds,
+    }  # fmt: skip
+
+    def update_report() -> dict[str, Any]:  # after every training: a cut run leaves a report
+        report = make_report(
+            [results[t.name] for t in trainings if t.name in results], collab,
+            {
+                **meta, "missing": [t.name for t in trainings if t.name not in results],
+                "failed": list(failed), "wall_seconds_this_invocation": time.perf_counter() - start,
+                "load_average_start_now": [load_start[0], os.getloadavg()[0]],
+            },
+        )  # fmt: skip
+        write_outputs(out, report)
+        return report
+
     bar = tqdm(
         total=len(trainings), initial=len(results), desc="zoo", unit="training",
         disable=bar_disabled(cfg.progress),
@@ -273,21 +294,8 @@ def run_zoo(cfg: ZooConfig) -> dict[str, Any]:
                 log.error("%s", error)
                 failed.append(t.name)
             bar.update(1)
-    report = make_report(
-        [results[t.name] for t in trainings if t.name in results],
-        collab=[m for m in ABLATION if m in cfg.collab] if "csdvl" in models else [],
-        meta={
-            "models": models, "seeds": cfg.seeds, "epochs": cfg.epochs,
-            "videos": None if cfg.features is not None else cfg.videos, "split": cfg.split,
-            "preset": PRESET, "protocol": PROTOCOL, "group_by": GROUP_BY, "jobs": cfg.jobs,
-            "threads": cfg.threads, "extra_settings": list(cfg.train),
-            "trainings_planned": len(trainings), "missing": [t.name for t in trainings if t.name not in results],
-            "wall_seconds_this_invocation": time.perf_counter() - start,
-            "store_seconds_this_invocation": store_seconds,
-            "load_average_start_end": [load_start[0], os.getloadavg()[0]],
-        },
-    )  # fmt: skip
-    write_outputs(out, report)
+            update_report()
+    report = update_report()
     if failed:
         raise RuntimeError(f"{len(failed)} training(s) failed: {', '.join(failed)}")
     return report
@@ -373,16 +381,25 @@ def train_and_score(
     features: Path, run: Path, split: str, settings: list[str], scores: Path
 ) -> None:
     """One training: train (resuming ``run`` when it holds a checkpoint), predict ``split`` with
-    the final EMA weights, score it by kind; writes ``{"scores", "train"}`` to ``scores``."""
+    the final EMA weights, score it by kind; writes ``{"scores", "train"}`` to ``scores``
+    (``train``: the trainer's summary plus this process's CPU seconds by phase)."""
     from stvg.evaluate.predict import predict_split
     from stvg.evaluate.score import score
     from stvg.train import run as train
     from stvg.train.config import resolve
 
     config = resolve(PRESET, settings)
+    cpu = {"start": time.process_time()}
     summary = train(features, run, config, resume=True, progress=False)
+    cpu["train"] = time.process_time()
     predictions, annotations = predict_split(run, features, split, progress=False)
     results = score(annotations, predictions, PROTOCOL, group_by=GROUP_BY)
+    cpu["predict_score"] = time.process_time()
+    summary["cpu_seconds"] = {  # this process's CPU time (all threads) by phase
+        "imports_setup": cpu["start"],
+        "train": cpu["train"] - cpu["start"],
+        "predict_score": cpu["predict_score"] - cpu["train"],
+    }
     write_json_atomic(scores, {"scores": results, "train": summary}, indent=1)
 
 
