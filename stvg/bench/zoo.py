@@ -226,17 +226,20 @@ def run_zoo(cfg: ZooConfig) -> dict[str, Any]:
 
     from stvg.models.zoo import MODELS
     from stvg.progress import bar_disabled
+    from stvg.train.config import resolve
 
     cfg.check()
     out = Path(cfg.out)
     start, load_start = time.perf_counter(), os.getloadavg()
     models = list(cfg.models or MODELS)
+    trainings = plan(models, cfg.seeds, cfg.collab)
+    for t in trainings:  # a bad --set is refused before any work, not in every child
+        resolve(PRESET, train_settings(cfg, t))
     features = (
         Path(cfg.features) if cfg.features is not None
         else build_store(out / "store", cfg.videos, cfg.progress)
     )  # fmt: skip
     store_seconds = time.perf_counter() - start
-    trainings = plan(models, cfg.seeds, cfg.collab)
     results: dict[str, dict[str, Any]] = {}
     pending = []
     for t in trainings:

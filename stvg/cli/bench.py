@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from stvg.bench.zoo import EPOCHS, VIDEOS
 from stvg.cli.app import HELP, app, command
 
 bench_app = typer.Typer(
@@ -85,8 +86,8 @@ def bench_zoo_command(
     collab: str = typer.Option(
         "none,s2d,d2s,full", help="CSDVL collaboration modes of the ablation ('' for none)."
     ),
-    epochs: int = typer.Option(8, min=1, help="Epochs of every training."),
-    videos: int = typer.Option(240, min=1, help="Synthetic videos of the store."),
+    epochs: int = typer.Option(EPOCHS, min=1, help="Epochs of every training."),
+    videos: int = typer.Option(VIDEOS, min=1, help="Synthetic videos of the store."),
     features: Path = typer.Option(None, help="Use this store instead of synthesizing one."),
     split: str = typer.Option("test", help="The split scored."),
     jobs: int = typer.Option(2, min=1, help="Trainings run at a time (child processes)."),

@@ -155,8 +155,12 @@ def test_a_tiny_comparison_end_to_end(tiny_features, tmp_path):
     ]
 
 
-def test_cli_refuses_an_unknown_model(tmp_path):
-    result = CliRunner().invoke(
-        app, ["bench", "zoo", "--out", str(tmp_path), "--models", "csdvl,nosuch"]
-    )
-    assert result.exit_code == 2 and "nosuch" in result.output
+@pytest.mark.parametrize(
+    "args, named",
+    [(["--models", "csdvl,nosuch"], "nosuch"), (["--set", "bogus=1"], "bogus"),
+     (["--collab", "none,half"], "half")],
+)  # fmt: skip
+def test_cli_refuses_bad_input_before_any_work(tmp_path, args, named):
+    result = CliRunner().invoke(app, ["bench", "zoo", "--out", str(tmp_path / "zoo"), *args])
+    assert result.exit_code == 2 and named in result.output
+    assert not (tmp_path / "zoo").exists()  # no store synthesized
