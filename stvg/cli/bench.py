@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from stvg.bench.zoo import EPOCHS, VIDEOS
 from stvg.cli.app import HELP, app, command
 
 bench_app = typer.Typer(
@@ -115,3 +116,41 @@ def bench_long_command(
     from stvg.bench.report import report
 
     typer.echo(report(bench_long(run, features=features, quick=quick, draw=draw), json_out))
+
+
+@bench_app.command("zoo")
+@command
+def bench_zoo_command(
+    out: Path = typer.Option(Path("runs/zoo"), help="Folder of the store, trainings and report."),
+    models: str = typer.Option(None, help="Comma-separated models (default: every model)."),
+    seeds: int = typer.Option(3, min=1, help="Seeds per model and ablation arm (0 .. N-1)."),
+    collab: str = typer.Option(
+        "none,s2d,d2s,full", help="CSDVL collaboration modes of the ablation ('' for none)."
+    ),
+    epochs: int = typer.Option(EPOCHS, min=1, help="Epochs of every training."),
+    videos: int = typer.Option(VIDEOS, min=1, help="Synthetic videos of the store."),
+    features: Path = typer.Option(None, help="Use this store instead of synthesizing one."),
+    split: str = typer.Option("test", help="The split scored."),
+    jobs: int = typer.Option(2, min=1, help="Trainings run at a time (child processes)."),
+    threads: int = typer.Option(1, min=1, help="Torch threads of each training."),
+    set_: list[str] = typer.Option([], "--set", help="A key=value setting for every training."),
+) -> None:
+    """Train every model of the zoo with several seeds on one synthetic store and compare.
+
+    Scores the test split per synthetic kind (m_vIoU, m_tIoU, m_sIoU, mean +- std over seeds),
+    runs CSDVL's collaboration ablation (none / s2d / d2s / full) and says whether the paper's
+    ordering full > one direction > none holds beyond the seed spread. Writes OUT/zoo.json,
+    zoo.md and zoo.png; a rerun skips finished trainings. Budget: with the defaults (240
+    videos, 8 epochs, 3 seeds, 2 jobs of 1 thread) the 21 trainings of four models plus the
+    ablation fit in about 60 minutes on an otherwise idle 2-core CPU (BENCHMARKS.md, "Model zoo").
+    """
+    from stvg.bench.zoo import ZooConfig, run_zoo
+
+    report = run_zoo(
+        ZooConfig(
+            out=out, models=tuple(m for m in (models or "").split(",") if m), seeds=seeds,
+            collab=tuple(m for m in collab.split(",") if m), epochs=epochs, videos=videos,
+            features=features, split=split, jobs=jobs, threads=threads, train=tuple(set_),
+        )
+    )  # fmt: skip
+    typer.echo((out / "zoo.md").read_text() if report else "")

@@ -1,4 +1,5 @@
-"""Training curves of a run: ``RUN/metrics.jsonl`` -> one PNG (``stvg plot RUN``).
+"""Training curves of a run: ``RUN/metrics.jsonl`` -> one PNG (``stvg plot RUN``); and grouped
+bars with error bars (:func:`plot_bars`, the seeds of ``stvg bench zoo``).
 
 Four panels against the step: the weighted training loss, each loss term, the learning rate
 (log scale) and the validation m_vIoU / m_tIoU / m_sIoU in percent (matplotlib, Agg canvas).
@@ -110,6 +111,50 @@ def plot_metrics(run_dir: str | Path, out_png: str | Path | None = None) -> Path
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     out_png = Path(out_png) if out_png is not None else run_dir / "metrics.png"
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, format="png", dpi=PLOT_DPI)
+    return out_png
+
+
+def plot_bars(
+    summary: dict[str, dict[str, dict[str, dict[str, Any]]]],
+    out_png: str | Path,
+    metrics: tuple[str, ...] = VAL_METRICS,
+    title: str = "",
+) -> Path:
+    """Grouped bars with error bars -> a PNG of ``PLOT_DPI``: one panel per metric, one group
+    of bars per group (e.g. synthetic kind, ``all`` last), one bar per arm of ``summary``
+    (``{arm: {group: {metric: {"mean", "std"}}}}``, in %, as
+    :func:`stvg.bench.seed_stats.summarize` returns it); the error bar is the std (none for a
+    single seed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    arms = list(summary)
+    groups: list[str] = []
+    for arm in arms:
+        groups += [g for g in summary[arm] if g not in groups]
+    groups = [g for g in groups if g != "all"] + (["all"] if "all" in groups else [])
+    fig = Figure(figsize=(PLOT_SIZE[0], 3.2 * len(metrics)), dpi=PLOT_DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    width = 0.8 / max(1, len(arms))
+    for ax, metric in zip(axes, metrics, strict=True):
+        for k, arm in enumerate(arms):
+            stats = [summary[arm].get(g, {}).get(metric) or {} for g in groups]
+            means = [s.get("mean") or 0.0 for s in stats]
+            stds = [s.get("std") or 0.0 for s in stats]
+            xs = [i - 0.4 + (k + 0.5) * width for i in range(len(groups))]
+            ax.bar(xs, means, width, yerr=stds, capsize=3, label=arm)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, fontsize=9)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8, ncol=min(4, len(arms)))
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.tight_layout()
+    out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, format="png", dpi=PLOT_DPI)
     return out_png
