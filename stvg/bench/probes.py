@@ -417,3 +417,33 @@ def run_probes(
         rows = model_records(model, *sets[split], progress=progress)
         result["model"][split] = summarize_model(rows, fitted)
     return result
+
+
+def format_probes(result: dict[str, Any]) -> str:
+    """A plain-text table of :func:`run_probes`' result, one line per measured quantity and
+    a column per split."""
+    splits = [k for k in result["input"] if isinstance(result["input"][k], dict)]
+    lines = [f"{'probe':<44}" + "".join(f"{s:>10}" for s in splits)]
+
+    def row(name: str, values: list[Any]) -> None:
+        cells = "".join(f"{'-' if v is None else f'{100 * v:.1f}':>10}" for v in values)
+        lines.append(f"{name:<44}{cells}")
+
+    inp = result["input"]
+    row("input: motion probe picks the target (%)", [inp[s]["motion_accuracy"] for s in splits])
+    row("input: image probe picks the target (%)", [inp[s]["image_accuracy"] for s in splits])
+    row("input: both centres in one motion cell (%)", [inp[s]["same_motion_cell"] for s in splits])
+    model = result.get("model")
+    if model:
+        first = model[splits[0]]
+        for kind in ("static_attention", "d2s_attention"):
+            for layer in first.get(kind, {}):
+                for key in ("mass_target", "mass_lookalike", "peak_target", "peak_lookalike"):
+                    values = [model[s][kind][layer].get(key) for s in splits]
+                    row(f"{kind} {layer}: {key} (%)", values)
+        for key in ("iou_target", "iou_lookalike", "target", "lookalike", "neither", "between"):
+            row(f"boxes: {key} (%)", [model[s].get("boxes", {}).get(key) for s in splits])
+        for layer in first.get("dynamic_features", {}):
+            values = [model[s]["dynamic_features"][layer] for s in splits]
+            row(f"dynamic features {layer}: probe picks target (%)", values)
+    return "\n".join(lines)
