@@ -154,3 +154,27 @@ def bench_zoo_command(
         )
     )  # fmt: skip
     typer.echo((out / "zoo.md").read_text() if report else "")
+
+
+@bench_app.command("probes")
+@command
+def bench_probes_command(
+    data: Path = typer.Option(
+        ..., "--data", help="The synthetic set (what `stvg data synth` wrote)."
+    ),
+    features: Path = typer.Option(..., "--features", help="Its feature store."),
+    run: Path = typer.Option(None, "--run", help="A trained CSDVL run to probe as well."),
+    split: list[str] = typer.Option(["val", "test"], "--split", help="Splits to report (repeat)."),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
+) -> None:
+    """Where the static_ambiguous queries are lost: the target vs its look-alike.
+
+    Linear probes on the cached features and, with --run, the model's attention, boxes and
+    dynamic features (stvg.bench.probes). Prints a table, then one JSON line.
+    """
+    from stvg.bench.probes import format_probes, run_probes
+    from stvg.bench.report import report
+
+    result = run_probes(data, features, run, tuple(split))
+    typer.echo(format_probes(result))
+    typer.echo(report(result, json_out))

@@ -14,7 +14,9 @@ One item is one query. From its video entry it takes ``Ts`` of the stored static
 * ``boxes`` [Ts, 4] normalized cxcywh of the GT box on each taken frame, ``box_mask`` [Ts] bool
   where there is one; ``frame_in_tube`` [Ts] bool; ``clip_in_tube`` [Td] bool (clip overlaps tube);
 * ``frame_clip_index`` [Ts] long: the clip holding each taken frame (aligns the two streams);
-* ``span`` [2] float: the GT tube as fractions of the segment, ``[(t0 - s0) / L, (t1 - s0) / L]``.
+* ``span`` [2] float: the GT tube as fractions of the segment, ``[(t0 - s0) / L, (t1 - s0) / L]``;
+* ``frame_size`` [2] float: the video's ``(width, height)`` in pixels (boxes on the clips'
+  square grid, :func:`stvg.train.losses.square_box_shares`).
 
 Features come back as float32 tensors: ``image`` [Ts, C, h, w], ``motion`` [Td, C2, h2, w2],
 ``text`` [L, D] with ``text_mask`` [L]. :func:`collate` pads text to the batch's longest query
@@ -204,6 +206,7 @@ class FeatureDataset(Dataset):
             "clip_in_tube": torch.from_numpy((spans[:, 1] > t0) & (spans[:, 0] < t1)),
             "frame_clip_index": torch.from_numpy(frame_clip_index(frame_ids, spans)),
             "span": torch.tensor([(t0 - s0) / length, (t1 - s0) / length], dtype=torch.float32),
+            "frame_size": torch.tensor([sample.width, sample.height], dtype=torch.float32),
         }
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:

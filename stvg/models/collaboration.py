@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stvg.models.static_stream import scaled_attention_weights
+
 COLLAB_MODES = ("none", "s2d", "d2s", "full", "sum", "fc_sum", "concat_fc")
 
 
@@ -204,15 +206,54 @@ class DynamicToStatic(nn.Module):
         """``queries`` [B, Ts, d]; ``fv`` [B, Td, S, d]; ``clip_index`` [B, Ts] long;
         ``space_pos`` [S, d]; ``frame_pos`` [Ts, d]. Returns [B, Ts, d]."""
         b, ts, d = queries.shape
-        s = fv.shape[2]
-        per_frame = torch.gather(fv, 1, clip_index[:, :, None, None].expand(b, ts, s, d))
-        per_frame = per_frame.reshape(b * ts, s, d)  # F_v[t] after temporal replication
+        per_frame = frame_features(fv, clip_index)  # F_v[t] after temporal replication
         q = queries.reshape(b * ts, 1, d)
         out = self.cross_attn(q, per_frame + space_pos, per_frame, need_weights=False)[0]
         queries = self.norm_cross(queries + self.dropout(out.view(b, ts, d)))
         q = queries + frame_pos
         out = self.mix_attn(q, q, queries, need_weights=False)[0]
         return self.norm_mix(queries + self.dropout(out))
+
+    def attention(
+        self, queries: Tensor, fv: Tensor, clip_index: Tensor, space_pos: Tensor
+    ) -> Tensor:
+        """The cross-attention's weights (heads averaged) of each frame's query over the cells
+        of ``F[c(t)]``: [B, Ts, S] (the arguments as :meth:`forward`'s; no dropout)."""
+        b, ts, d = queries.shape
+        keys = frame_features(fv, clip_index) + space_pos
+        weights = scaled_attention_weights(self.cross_attn, queries.reshape(b * ts, 1, d), keys)
+        return weights.view(b, ts, -1)
+
+
+def frame_features(fv: Tensor, clip_index: Tensor) -> Tensor:
+    """Temporal replication: ``fv`` [B, Td, S, d] -> the clip of each frame, [B * Ts, S, d]
+    (``clip_index`` [B, Ts] long)."""
+    b, ts = clip_index.shape
+    s, d = fv.shape[2:]
+    per_frame = torch.gather(fv, 1, clip_index[:, :, None, None].expand(b, ts, s, d))
+    return per_frame.reshape(b * ts, s, d)
+
+
+def spread_attention(
+    maps: Tensor, grid: tuple[int, int], valid: Tensor, sizes: GridSizes | None = None
+) -> Tensor:
+    """Dynamic-grid maps back onto the static grid: the reverse of :func:`align_attention`'s
+    space alignment. ``maps`` [B, Ts, h2*w2] (one per frame), ``valid`` [B, h, w] bool (each
+    sample's unpadded cells, top-left). The ``grid`` map is resized bilinearly
+    (``align_corners=False``) to the ``max(h_b, w_b)`` square the static map is padded to, then
+    cropped to its ``h_b x w_b`` cells; each frame's map is renormalized to sum to 1 over them.
+    Returns [B, Ts, h, w], zero on padded cells."""
+    b, ts, _ = maps.shape
+    h, w = valid.shape[1:]
+    sizes = GridSizes.of(valid) if sizes is None else sizes
+    out = maps.new_zeros(b, ts, h, w)
+    for rows, hb, wb in sizes.groups:
+        side = max(hb, wb)
+        square = maps[rows].view(-1, ts, *grid)
+        if (side, side) != grid:
+            square = F.interpolate(square, size=(side, side), mode="bilinear", align_corners=False)
+        out[rows, :, :hb, :wb] = square[:, :, :hb, :wb]
+    return out / out.sum((2, 3), keepdim=True).clamp(min=1e-12)
 
 
 class SymmetricFusion(nn.Module):

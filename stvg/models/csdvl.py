@@ -39,6 +39,9 @@ Forward output (a dict):
 * ``frame_logits`` [B, Ts] and ``clip_logits`` [B, Td]: auxiliary scores for L_ta;
 * ``s2d_attention`` [B, N, Ts, h, w]: the alpha-scaled decoder attention maps ``A_i`` over the
   visual cells, one per layer (computed in every collab mode, for pictures);
+* ``d2s_attention`` [B, N, Ts, h2*w2], only with ``d2s_attention`` "output" or "prior": each
+  dynamic-to-static block's cross-attention weights (heads averaged) of every frame's query over
+  the cells of its clip;
 * ``aux_boxes`` [B, N - 1, Ts, 4], only from ``model(batch, aux=True)``: the box head on every
   earlier layer's object queries (DETR's auxiliary decoder outputs).
 """
@@ -63,6 +66,7 @@ from stvg.models.collaboration import (
     clip_pool_weights,
     frame_to_clip_index,
     relative_pool_weights,
+    spread_attention,
     valid_extent,
 )
 from stvg.models.dynamic_stream import DynamicStream
@@ -76,6 +80,11 @@ from stvg.models.heads import (
 from stvg.models.static_stream import StaticStream
 
 log = logging.getLogger(__name__)
+
+# The smallest probability of ``d2s_attention="prior"`` (its log is the prior on a cell): a
+# cell the dynamic stream gives nothing is put at -log(1e4) ~ -9.2, not at -inf, so the static
+# stream can still look there when its own evidence is strong.
+PRIOR_FLOOR = 1e-4
 
 
 @dataclass
@@ -124,7 +133,10 @@ class CSDVLConfig:
     # decoder layer's attention over the feature grid (Deformable/Conditional-DETR style). The
     # paper's static stream starts from MDETR weights that already localize; a from-scratch model
     # (the offline demo) learns the MLP's position read-out far faster with the reference point.
-    box_reference: Literal["none", "attention"] = "none"
+    # "attention_peak" (not in the paper): the centre of mass of the attention within the 3 x 3
+    # cells around its peak (argmax cell), so that a map split between two look-alikes puts the
+    # box on one of them rather than between them.
+    box_reference: Literal["none", "attention", "attention_peak"] = "none"
     # False (the paper): the 2D-TAN head sees only F_d, text enters through the dynamic stream.
     # True: 2D-TAN's own sentence fusion, each proposal feature multiplied by a projection of the
     # sentence (masked mean of the dynamic stream's text states) and L2-normalized before the
@@ -149,6 +161,16 @@ class CSDVLConfig:
     # description): the learned vector is O^0 and no norm precedes the heads.
     decoder_norm: bool = False
     query_as_position: bool = False
+    # Not in the paper; for the look-alike case (a twin of the target on screen, only motion
+    # tells them apart). "off" (the paper): the d2s cross-attention's weights are not used.
+    # "output": the model also returns them, ``d2s_attention`` [B, N, Ts, h2*w2] (each frame's
+    # query over the cells of its clip), for the d2s attention loss (``loss_d2s_att``) and the
+    # probes. "prior": besides, the map of block i, spread back onto the static grid
+    # (:func:`~stvg.models.collaboration.spread_attention`), enters static decoder layer i + 1 as
+    # ``log`` prior added to its cross-attention logits over the visual cells: where the dynamic
+    # stream found the described motion, the static stream looks. Needs a d2s block (collab
+    # d2s or full).
+    d2s_attention: Literal["off", "output", "prior"] = "off"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -190,6 +212,13 @@ class CSDVLConfig:
             "d_model",
             self.d_model,
             f"must be divisible by n_heads ({self.n_heads}) and by 4",
+            where,
+        )
+        require(
+            self.d2s_attention == "off" or self.collab in ("d2s", "full"),
+            "d2s_attention",
+            self.d2s_attention,
+            f"needs a d2s block (collab d2s or full; collab is {self.collab})",
             where,
         )
         require(self.map_kernel % 2 == 1, "map_kernel", self.map_kernel, "must be odd", where)
@@ -291,6 +320,8 @@ class CSDVL(nn.Module):
     def _reference(self, attn: Tensor, valid: Tensor) -> Tensor | None:
         if self.cfg.box_reference == "none":
             return None
+        if self.cfg.box_reference == "attention_peak":
+            attn = attn * peak_window(attn, valid)
         return attention_centre(attn, valid)
 
     def _head_input(self, queries: Tensor) -> Tensor:
@@ -334,15 +365,21 @@ class CSDVL(nn.Module):
         # Each layer's eq. (2) and the attention pooling align maps to the clips by the valid
         # grid sizes: read them once (a host sync) when something will use them.
         aligns = self.cfg.collab in ("s2d", "full") or self.cfg.dynamic_pool == "attention"
-        sizes = GridSizes.of(image_valid) if aligns else image_valid
-        maps, aux_boxes = [], []
+        guided = self.cfg.d2s_attention != "off"
+        sizes = GridSizes.of(image_valid) if aligns or guided else image_valid
+        maps, aux_boxes, d2s_maps, prior = [], [], [], None
         for i in range(self.cfg.n_layers):
             queries, attn = self.static.decoder[i](
-                queries, frame_pos, memory, memory_pos, memory_pad, h * w, self.cfg.alpha
+                queries, frame_pos, memory, memory_pos, memory_pad, h * w, self.cfg.alpha, prior
             )
             attn = attn.view(b, ts, h, w)  # A^i
             maps.append(attn)
             fv, hl = self.dynamic.layers[i](fv, hl, text_mask, time_pos, space_pos)
+            if guided:
+                d2s_maps.append(self.collab[i].d2s.attention(queries, fv, clip_index, space_pos))
+                if self.cfg.d2s_attention == "prior":
+                    spread = spread_attention(d2s_maps[-1], grid, image_valid, sizes)
+                    prior = spread.clamp(min=PRIOR_FLOOR).log().reshape(b * ts, h * w)
             if self.collab:
                 queries, fv = self.collab[i](
                     queries, fv, attn, grid, clip_index, space_pos, frame_pos, sizes, pool
@@ -363,6 +400,8 @@ class CSDVL(nn.Module):
             "clip_logits": self.clip_head(fd),
             "s2d_attention": torch.stack(maps, dim=1),
         }
+        if guided:
+            out["d2s_attention"] = torch.stack(d2s_maps, dim=1)
         if aux:
             out["aux_boxes"] = (
                 torch.stack(aux_boxes, dim=1) if aux_boxes else queries.new_zeros(b, 0, ts, 4)
@@ -432,3 +471,17 @@ def build_model(cfg: CSDVLConfig | Mapping[str, Any]) -> CSDVL:
         n_params,
     )
     return model
+
+
+def peak_window(attn: Tensor, valid: Tensor, radius: int = 1) -> Tensor:
+    """1.0 on the cells within ``radius`` rows and columns of each map's peak, else 0.0.
+
+    ``attn`` [B, Ts, h, w], ``valid`` [B, h, w] bool (padded cells are never the peak; the first
+    maximum in row-major order on a tie). Returns [B, Ts, h, w] of ``attn``'s dtype."""
+    b, ts, h, w = attn.shape
+    flat = attn.masked_fill(~valid[:, None], float("-inf")).flatten(2).argmax(2)  # [B,Ts]
+    rows = torch.arange(h, device=attn.device)[:, None]
+    cols = torch.arange(w, device=attn.device)[None, :]
+    near_r = (rows - (flat // w)[..., None, None]).abs() <= radius
+    near_c = (cols - (flat % w)[..., None, None]).abs() <= radius
+    return (near_r & near_c).to(attn.dtype)

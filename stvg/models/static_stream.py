@@ -33,12 +33,14 @@ def scaled_attention_weights(
     key: Tensor,
     key_padding_mask: Tensor | None = None,
     alpha: float = 1.0,
+    bias: Tensor | None = None,
 ) -> Tensor:
     """Head-averaged attention weights of ``attn`` with the projected query scaled by ``alpha``.
 
     ``query`` [N, Lq, d], ``key`` [N, Lk, d] (batch-first, positions already added),
-    ``key_padding_mask`` [N, Lk] bool with True = ignore. Returns [N, Lq, Lk]: the average over
-    heads of ``softmax(alpha * (W_q q + b_q)(W_k k + b_k)^T / sqrt(d_head))``. With ``alpha=1``
+    ``key_padding_mask`` [N, Lk] bool with True = ignore, ``bias`` [N, Lk] float added to every
+    head's logits (after the scaling). Returns [N, Lq, Lk]: the average over heads of
+    ``softmax(alpha * (W_q q + b_q)(W_k k + b_k)^T / sqrt(d_head) + bias)``. With ``alpha=1``
     this equals ``attn(query, key, ...)[1]`` (no dropout).
     """
     d = attn.embed_dim
@@ -50,6 +52,8 @@ def scaled_attention_weights(
     q = q.view(n, lq, h, d // h).transpose(1, 2)  # [N,h,Lq,dh]
     k = k.view(n, lk, h, d // h).transpose(1, 2)  # [N,h,Lk,dh]
     logits = alpha * (q @ k.transpose(-1, -2)) / math.sqrt(d // h)  # [N,h,Lq,Lk]
+    if bias is not None:
+        logits = logits + bias[:, None, None, :]
     if key_padding_mask is not None:
         logits = logits.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
     return logits.softmax(-1).mean(1)
@@ -107,12 +111,15 @@ class DecoderLayer(nn.Module):
         memory_pad: Tensor | None,
         n_visual: int,
         alpha: float,
+        bias: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Refine the object queries.
 
         ``queries`` [B, Ts, d] (one per frame); ``query_pos`` [Ts, d] (frame-index encoding);
         ``memory``/``memory_pos`` [B*Ts, M, d] with the ``n_visual`` visual cells first, then the
-        text tokens; ``memory_pad`` [B*Ts, M] bool (True = padding).
+        text tokens; ``memory_pad`` [B*Ts, M] bool (True = padding); ``bias`` [B*Ts, n_visual]
+        optional, added to every head's cross-attention logits on the visual cells (a prior,
+        e.g. CSDVL's ``d2s_attention="prior"``).
         Returns the new queries [B, Ts, d] and ``A`` [B, Ts, n_visual] (alpha-scaled weights).
         """
         b, ts, d = queries.shape
@@ -122,9 +129,17 @@ class DecoderLayer(nn.Module):
 
         qf = (queries + query_pos).reshape(b * ts, 1, d)  # each frame's query is its own batch
         key = memory + memory_pos
-        out = self.cross_attn(qf, key, memory, key_padding_mask=memory_pad, need_weights=False)[0]
+        mask = None
+        if bias is not None:  # one float mask: the prior on the visual cells, -inf on padding
+            bias = F.pad(bias, (0, memory.shape[1] - n_visual))
+            if memory_pad is not None:
+                bias, memory_pad = bias.masked_fill(memory_pad, float("-inf")), None
+            mask = bias.repeat_interleave(self.cross_attn.num_heads, dim=0)[:, None]
+        out = self.cross_attn(
+            qf, key, memory, key_padding_mask=memory_pad, attn_mask=mask, need_weights=False
+        )[0]
         queries = self.norm2(queries + self.dropout(out.view(b, ts, d)))
-        weights = scaled_attention_weights(self.cross_attn, qf, key, memory_pad, alpha)
+        weights = scaled_attention_weights(self.cross_attn, qf, key, memory_pad, alpha, bias)
         attn = weights[:, 0, :n_visual].reshape(b, ts, n_visual)  # [B,Ts,HW]
         return self.ffn(queries), attn
 

@@ -59,7 +59,9 @@ def csdvl_losses(
     terms with ``config.aux_loss`` (the model then ran with ``aux=True``)."""
     from stvg.train.losses import aux_box_losses, compute_losses
 
-    terms = compute_losses(outputs, batch, attention=config.loss_att > 0)
+    terms = compute_losses(
+        outputs, batch, attention=config.loss_att > 0, d2s_attention=config.loss_d2s_att > 0
+    )
     if config.aux_loss:
         terms.update(aux_box_losses(outputs["aux_boxes"], batch))
     return terms

@@ -63,6 +63,9 @@ class TrainConfig:
     loss_tg: float = DEFAULT_LOSS_WEIGHTS["tg"]
     loss_ta: float = DEFAULT_LOSS_WEIGHTS["ta"]
     loss_att: float = 0.0  # spatial attention loss (not in the paper; see stvg.train.losses)
+    # the d2s cross-attention's loss (not in the paper; stvg.train.losses.d2s_attention_loss);
+    # needs model.d2s_attention=output or prior
+    loss_d2s_att: float = 0.0
     # DETR's auxiliary decoder losses: the l1 and giou terms, with their weights, also on the
     # boxes predicted from every earlier static decoder layer (terms aux_l1, aux_giou: sums over
     # those layers). Not stated by the CSDVL paper; MDETR and TubeDETR train with them.
@@ -89,6 +92,7 @@ class TrainConfig:
             "tg": self.loss_tg,
             "ta": self.loss_ta,
             "att": self.loss_att,
+            "d2s_att": self.loss_d2s_att,
         }
         if self.aux_loss:
             weights.update(aux_l1=self.loss_l1, aux_giou=self.loss_giou)
@@ -113,7 +117,7 @@ class TrainConfig:
         require(self.lr >= 0, "lr", self.lr, "must be >= 0", where)
         require(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "must be in [0, 1)", where)
         for key in ("weight_decay", "grad_clip", "warmup_steps", "num_workers") + tuple(
-            f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att")
+            f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att", "d2s_att")
         ):
             value = getattr(self, key)
             require(value >= 0, key, value, "must be >= 0", where)

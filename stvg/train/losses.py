@@ -27,6 +27,9 @@ place these numbers live: :class:`stvg.train.config.TrainConfig` takes its defau
   against the share of the GT box that falls in each cell: ``-sum_ij q_ij log p_ij`` with
   ``q_ij = area(cell_ij & box) / area(box)``. It hands the decoder the per-cell signal "this is
   the described object" that MDETR pre-training gives the paper's static stream.
+* ``d2s_att`` (not in the paper; ``loss_d2s_att``): the same cross-entropy on the
+  dynamic-to-static cross-attention over the dynamic grid (:func:`d2s_attention_loss`), so that
+  the block reads the described actor's motion, the one cue that tells a look-alike apart.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from stvg.errors import InputError
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy, generalized_box_iou
 from stvg.models.collaboration import valid_extent
 
@@ -229,6 +233,42 @@ def attention_box_loss(
     return per_frame.mean(1)[mask.bool()].mean()
 
 
+def square_box_shares(boxes: Tensor, frame_size: Tensor, grid: tuple[int, int]) -> Tensor:
+    """The share of each box in each cell of a ``grid`` laid over the frame padded at the right
+    and bottom to a square (stage one's clip layout, hence the dynamic stream's grid).
+
+    ``boxes`` [B, Ts, 4] normalized cxcywh (by the frame's width and height), ``frame_size``
+    [B, 2] the frames' ``(width, height)``. Returns [B, Ts, g_h, g_w]
+    (:func:`box_cell_shares` of the boxes normalized by ``max(width, height)``)."""
+    size = frame_size.to(boxes.device, torch.float32)
+    scale = size / size.max(1, keepdim=True).values  # [B,2]: (W, H) / side
+    scaled = boxes.float() * scale.repeat(1, 2)[:, None]
+    return box_cell_shares(scaled, *grid)
+
+
+def d2s_attention_loss(
+    attention: Tensor,
+    boxes: Tensor,
+    mask: Tensor,
+    frame_size: Tensor,
+    grid: tuple[int, int],
+) -> Tensor:
+    """``d2s_att``: cross-entropy of the dynamic-to-static attention against the GT box's shares
+    of the dynamic grid's cells, ``-sum_s q_s log p_s``.
+
+    ``attention`` [B, N, Ts, S] (the model's ``d2s_attention``, ``S = g_h * g_w``), ``boxes``
+    [B, Ts, 4] normalized cxcywh, ``mask`` [B, Ts] GT frames, ``frame_size`` [B, 2] (width,
+    height) in pixels, ``grid`` the dynamic grid ``(g_h, g_w)``: the cells of
+    :func:`square_box_shares`. Averaged over blocks and GT frames; 0 (with gradient) when there
+    is no GT frame."""
+    if not bool(mask.any()):
+        return attention.sum() * 0.0
+    shares = square_box_shares(boxes, frame_size, grid).flatten(2)  # [B,Ts,S]
+    log_p = attention.float().clamp(min=1e-12).log()
+    per_frame = -(shares[:, None] * log_p).sum(-1)  # [B,N,Ts]
+    return per_frame.mean(1)[mask.bool()].mean()
+
+
 def temporal_grounding_loss(score_map: Tensor, map_target: Tensor, map_mask: Tensor) -> Tensor:
     """BCE-with-logits between ``score_map`` [B, T, T] and ``map_target`` [B, T, T] (in [0, 1]),
     averaged over the valid proposals ``map_mask`` [T, T] of all samples."""
@@ -275,9 +315,12 @@ def compute_losses(
     frame_weight: float = FRAME_WEIGHT,
     clip_weight: float = CLIP_WEIGHT,
     attention: bool = False,
+    d2s_attention: bool = False,
 ) -> dict[str, Tensor]:
     """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` for a batch, plus ``att`` with
-    ``attention`` (the spatial attention loss, not in the paper).
+    ``attention`` (the spatial attention loss, not in the paper) and ``d2s_att`` with
+    ``d2s_attention`` (:func:`d2s_attention_loss`; needs the model's ``d2s_attention`` output
+    and ``frame_size`` [B, 2] and ``motion`` in ``targets``, as a collated feature batch has).
 
     ``outputs`` is the model's dict. ``targets`` (a collated feature batch works as is) needs
     ``boxes`` [B, Ts, 4], ``box_mask`` [B, Ts], ``frame_in_tube`` [B, Ts], and either
@@ -306,6 +349,20 @@ def compute_losses(
             targets["boxes"],
             targets["box_mask"].bool(),
             targets.get("image_mask"),
+        )
+    if d2s_attention:
+        if "d2s_attention" not in outputs:
+            raise InputError(
+                "the d2s attention loss needs the model's d2s_attention maps",
+                field="loss_d2s_att",
+                hint="set model.d2s_attention=output (or prior) with collab d2s or full",
+            )
+        terms["d2s_att"] = d2s_attention_loss(
+            outputs["d2s_attention"],
+            targets["boxes"],
+            targets["box_mask"].bool(),
+            targets["frame_size"],
+            tuple(targets["motion"].shape[-2:]),
         )
     return terms
 

@@ -26,7 +26,7 @@ from stvg.data.synth.config import (
     SynthConfig,
 )
 from stvg.data.synth.render import render
-from stvg.data.synth.scene import Query, classify, plan_scene
+from stvg.data.synth.scene import Query, build_scene, classify
 from stvg.errors import InputError
 from stvg.progress import bar_disabled
 
@@ -119,13 +119,7 @@ def synthesize(
         video_id = f"v{index:04d}"
         count = counts[split]
         kind = min(KINDS, key=rarity)
-        for _ in range(500):
-            planned = plan_scene(rng, cfg, kind)
-            if planned is not None and classify(planned[0], 0, planned[1], cfg) == kind:
-                scene, target = planned
-                break
-        else:
-            raise RuntimeError(f"could not build a {kind} scene for {video_id} with {cfg}")
+        scene, target = build_scene(rng, cfg, kind, video_id)
         grey = int(rng.integers(60, 111))
         write_mp4(
             out / "videos" / f"{video_id}.mp4",

@@ -114,3 +114,15 @@ def plan_scene(
         actors.append(actor)
     assert query_segment is not None
     return actors, query_segment
+
+
+def build_scene(
+    rng: np.random.Generator, cfg: SynthConfig, kind: str, video_id: str
+) -> tuple[list[Actor], Segment]:
+    """The scene of one video: :func:`plan_scene` drawn from ``rng`` until actor 0's segment
+    is a query of ``kind`` (at most 500 draws; ``RuntimeError`` naming ``video_id`` after)."""
+    for _ in range(500):
+        planned = plan_scene(rng, cfg, kind)
+        if planned is not None and classify(planned[0], 0, planned[1], cfg) == kind:
+            return planned
+    raise RuntimeError(f"could not build a {kind} scene for {video_id} with {cfg}")
