@@ -85,8 +85,9 @@ def bench_long_command(
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Also time the PNG and the MP4."),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """stvg ground on a 10-minute synthetic video / a 20-second one, each in a fresh process.
+    """Long videos: stvg ground's peak memory, time and tIoU.
 
+    A 10-minute synthetic video against a 20-second one, each grounded in a fresh process.
     Prints one JSON line: {"rss_ratio_long_vs_short": x (goal <= 1.5), "long_tIoU": t (goal
     >= 0.3 with a fully trained run), ...} with the wall time of each.
     """
