@@ -107,10 +107,10 @@ def bench_long_command(
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Also time the PNG and the MP4."),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """Long videos: stvg ground on 10 minutes vs 20 seconds.
+    """Long videos: stvg ground's peak memory, time and tIoU.
 
-    Each video is grounded in a fresh process.
 
+    A 10-minute synthetic video against a 20-second one, each grounded in a fresh process.
     Prints one JSON line: {"rss_ratio_long_vs_short": x (goal <= 1.5), "long_tIoU": t (goal
     >= 0.3 with a fully trained run), ...} with the wall time of each.
     """
@@ -137,7 +137,9 @@ def bench_zoo_command(
     threads: int = typer.Option(1, min=1, help="Torch threads of each training."),
     set_: list[str] = typer.Option([], "--set", help="A key=value setting for every training."),
 ) -> None:
-    """Train every model of the zoo with several seeds on one synthetic store and compare.
+    """Model zoo: every model over seeds on one synthetic store.
+
+    Trains each with several seeds on one synthetic store and compares them.
 
     Scores the test split per synthetic kind (m_vIoU, m_tIoU, m_sIoU, mean +- std over seeds),
     runs CSDVL's collaboration ablation (none / s2d / d2s / full) and says whether the paper's
