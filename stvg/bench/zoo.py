@@ -48,7 +48,8 @@ ABLATION = ("none", "s2d", "d2s", "full")
 PRESET = "synthetic"
 PROTOCOL = "tubedetr"
 GROUP_BY = "extra.kind"
-# The budget (measured, BENCHMARKS.md "Model zoo"): epochs of each training on the demo's store.
+# The budget (measured, BENCHMARKS.md "Model zoo"): 8 epochs on the demo's store keep three
+# models + the ablation (18 trainings) at ~53 min on 2 cores; a fourth model needs 7.
 EPOCHS = 8
 VIDEOS = 240
 
