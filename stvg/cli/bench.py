@@ -172,7 +172,7 @@ def bench_probes_command(
     split: list[str] = typer.Option(["val", "test"], "--split", help="Splits to report (repeat)."),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """Where the static_ambiguous queries are lost: the target vs its look-alike.
+    """Probe why static_ambiguous queries pick the look-alike.
 
     Linear probes on the cached features and, with --run, the model's attention, boxes and
     dynamic features (stvg.bench.probes). Prints a table, then one JSON line.

@@ -6,11 +6,10 @@ extract`` processes started at once on the same output either split the work (``
 the second refuses with a lock error naming the first's pid (exit 2); the store is intact
 either way.
 
-Extraction and pipeline kill moments are drawn uniformly over the uninterrupted run's duration
-(measured here), so some land in process start-up, some mid-entry. Training kills are tied to
-what the run has done, not to the clock (a resumed run is shorter, and a fast machine once let
-every timed kill but one miss): one in start-up, then at seeded logged steps plus a seeded delay
-inside the next step. The two-writers test pauses the first writer (SIGSTOP) while it holds the
+Pipeline kill moments are drawn uniformly over the uninterrupted run's duration (measured
+here). Extraction and training kills are tied to what the run has done, not to the clock (a
+resumed run is shorter, and timed kills once missed all but one run): one in start-up, then a
+seeded delay after the run begins a video entry (extract) or logs a seeded step (train). The two-writers test pauses the first writer (SIGSTOP) while it holds the
 part's lock, so the second always meets the lock however fast the machine is.
 (tests/extract/test_extract_resume.py kills extraction at chosen entry counts;
 tests/train/test_trainer.py resumes after one kill.)
@@ -95,16 +94,28 @@ def data(tmp_path_factory) -> Path:
     return root / "data"
 
 
+def video_entries(out: Path) -> int:
+    """Video entries begun in a feature store so far (each a folder inside its part)."""
+    return sum(1 for _ in out.glob("*/part-*.zarr/videos/*"))
+
+
 @pytest.fixture(scope="module")
 def reference(data) -> dict[str, np.ndarray]:
     """An uninterrupted ``stvg extract`` (a subprocess with the same thread count as the
-    others: text states in float16 can differ in the last bit between thread counts)."""
-    global EXTRACT_SECONDS
-    EXTRACT_SECONDS = timed(extract_argv(data, data.parent / "reference"))
-    return store_arrays(data.parent / "reference")
+    others: text states in float16 can differ in the last bit between thread counts), timed:
+    its start-up (until the first video entry is begun) and its seconds per video entry."""
+    out = data.parent / "reference"
+    t0 = time.monotonic()
+    process = start(extract_argv(data, out))
+    assert wait_for(process, lambda: video_entries(out) > 0)
+    TIMES["startup"] = time.monotonic() - t0
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    TIMES["entry"] = (time.monotonic() - t0 - TIMES["startup"]) / video_entries(out)
+    return store_arrays(out)
 
 
-EXTRACT_SECONDS = 0.0
+TIMES: dict[str, float] = {}
 
 
 def extract_argv(data: Path, out: Path, *extra: str) -> list[str]:
@@ -117,12 +128,17 @@ def extract_argv(data: Path, out: Path, *extra: str) -> list[str]:
 # ----------------------------------------------------------------------------- extract
 def test_extract_killed_at_random_moments(data, reference, tmp_path):
     rng = np.random.default_rng(6)
-    full = EXTRACT_SECONDS
     out = tmp_path / "features"
-    kills = 0
-    for _ in range(3):
-        kills += kill_after(start(extract_argv(data, out)), rng.uniform(0.3, 1.0) * full)
-    assert kills >= 2, "the kills came too late to interrupt anything"
+    # In start-up, before any entry is begun.
+    assert kill_after(start(extract_argv(data, out)), rng.uniform(0.2, 0.8) * TIMES["startup"])
+    assert video_entries(out) == 0
+    # Then twice a seeded moment after this run begins an entry of its own: mid-entry or
+    # mid-part. Tied to progress, not to the clock: a resumed run is shorter than the first.
+    for _ in range(2):
+        begun = video_entries(out)
+        process = start(extract_argv(data, out))
+        assert wait_for(process, lambda b=begun: video_entries(out) > b), "nothing left to do"
+        assert kill_after(process, rng.uniform(0, 0.8) * TIMES["entry"]), "ended before the kill"
     final = run_stvg(*extract_argv(data, out)[3:], env=ONE_THREAD)
     assert final.returncode == 0, final.stderr
     assert_same_arrays(store_arrays(out), reference)
