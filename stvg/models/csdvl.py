@@ -58,6 +58,7 @@ import torch
 from torch import Tensor, nn
 
 from stvg.config import check_fields, config_from_mapping, config_from_preset, require
+from stvg.models.box_reference import reference_point
 from stvg.models.collaboration import (
     COLLAB_MODES,
     CollaborationBlock,
@@ -67,7 +68,6 @@ from stvg.models.collaboration import (
     frame_to_clip_index,
     relative_pool_weights,
     spread_attention,
-    valid_extent,
 )
 from stvg.models.dynamic_stream import DynamicStream
 from stvg.models.heads import (
@@ -318,11 +318,7 @@ class CSDVL(nn.Module):
         return self._masks[num_clips].to(device)
 
     def _reference(self, attn: Tensor, valid: Tensor) -> Tensor | None:
-        if self.cfg.box_reference == "none":
-            return None
-        if self.cfg.box_reference == "attention_peak":
-            attn = attn * peak_window(attn, valid)
-        return attention_centre(attn, valid)
+        return reference_point(attn, valid, self.cfg.box_reference)
 
     def _head_input(self, queries: Tensor) -> Tensor:
         return queries if self.decoder_norm is None else self.decoder_norm(queries)
@@ -438,25 +434,6 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     return (x * m).sum(1) / m.sum(1).clamp(min=1)
 
 
-def attention_centre(attn: Tensor, valid: Tensor) -> Tensor:
-    """Centre of mass ``(x, y)`` in [0, 1] of attention maps ``attn`` [B, Ts, h, w].
-
-    Cell ``(i, j)`` sits at ``((j + 0.5) / w_b, (i + 0.5) / h_b)`` where ``h_b x w_b`` is the valid
-    (unpadded) part of sample ``b``'s grid (``valid`` [B, h, w] bool); padded cells carry no mass.
-    Returns [B, Ts, 2].
-    """
-    b, ts, h, w = attn.shape
-    rows, cols = (n.to(attn.dtype) for n in valid_extent(valid))  # [B] each
-    valid = valid.to(attn.dtype)
-    ys = (torch.arange(h, device=attn.device, dtype=attn.dtype) + 0.5)[None] / rows[:, None]
-    xs = (torch.arange(w, device=attn.device, dtype=attn.dtype) + 0.5)[None] / cols[:, None]
-    mass = attn * valid[:, None]
-    total = mass.sum((2, 3)).clamp(min=1e-9)  # [B,Ts]
-    cx = (mass.sum(2) * xs[:, None]).sum(-1) / total
-    cy = (mass.sum(3) * ys[:, None]).sum(-1) / total
-    return torch.stack((cx, cy), dim=-1)
-
-
 def build_model(cfg: CSDVLConfig | Mapping[str, Any]) -> CSDVL:
     """Build :class:`CSDVL` from a config or a plain mapping of its fields."""
     if not isinstance(cfg, CSDVLConfig):
@@ -471,17 +448,3 @@ def build_model(cfg: CSDVLConfig | Mapping[str, Any]) -> CSDVL:
         n_params,
     )
     return model
-
-
-def peak_window(attn: Tensor, valid: Tensor, radius: int = 1) -> Tensor:
-    """1.0 on the cells within ``radius`` rows and columns of each map's peak, else 0.0.
-
-    ``attn`` [B, Ts, h, w], ``valid`` [B, h, w] bool (padded cells are never the peak; the first
-    maximum in row-major order on a tie). Returns [B, Ts, h, w] of ``attn``'s dtype."""
-    b, ts, h, w = attn.shape
-    flat = attn.masked_fill(~valid[:, None], float("-inf")).flatten(2).argmax(2)  # [B,Ts]
-    rows = torch.arange(h, device=attn.device)[:, None]
-    cols = torch.arange(w, device=attn.device)[None, :]
-    near_r = (rows - (flat // w)[..., None, None]).abs() <= radius
-    near_c = (cols - (flat % w)[..., None, None]).abs() <= radius
-    return (near_r & near_c).to(attn.dtype)

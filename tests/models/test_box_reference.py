@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stvg.models.csdvl import attention_centre
+from stvg.models.box_reference import attention_centre
 from stvg.models.heads import BoxHead
 
 

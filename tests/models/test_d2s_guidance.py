@@ -10,8 +10,9 @@ import torch
 
 from stvg.config import SettingError
 from stvg.errors import InputError
+from stvg.models.box_reference import attention_centre, peak_window
 from stvg.models.collaboration import DynamicToStatic, frame_features, spread_attention
-from stvg.models.csdvl import CSDVLConfig, attention_centre, build_model, peak_window
+from stvg.models.csdvl import CSDVLConfig, build_model
 from stvg.models.static_stream import DecoderLayer
 from stvg.train.losses import compute_losses, d2s_attention_loss, square_box_shares
 
