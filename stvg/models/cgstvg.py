@@ -65,7 +65,15 @@ Heads: at every stage the shared 3-layer box MLP gives ``B_k`` (and ``R_k``), a 
   stored-frame units;
 * per stage (for eqs. 13-14): ``stage_boxes`` [B, K, Ts, 4], ``stage_start`` / ``stage_end``
   [B, K, Ts], ``temporal_logits`` [B, K, Ts] (``s^t_k`` before the sigmoid), ``spatial_conf``
-  [B, K, Ts] (``s^s_k``), ``context_keep`` [B, K, Ts] bool (frames whose context passed).
+  [B, K, Ts] (``s^s_k``), ``context_keep`` [B, K, Ts] bool (frames whose context passed);
+* ``s2d_attention`` [B, K, Ts, h, w], only with ``cell_attention`` or a ``box_reference``: each
+  SDB's cross-attention of the frame's query over the frame's appearance cells (heads averaged,
+  renormalized over the valid cells: :func:`~stvg.models.box_reference.cell_attention`), what
+  ``loss_att`` trains (CSDVL's key and shape).
+
+Not in the paper, the scratch aids (the ``synthetic`` preset; off by default): ``loss_att`` on
+``s2d_attention`` and ``box_reference="attention"``, each stage's box centre an offset from the
+centre of mass of that stage's map (:mod:`stvg.models.box_reference`), as CSDVL's.
 """
 
 from __future__ import annotations
@@ -82,6 +90,7 @@ from torch import Tensor, nn
 from stvg.config import config_from_mapping, config_from_preset
 from stvg.errors import InputError
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy
+from stvg.models.box_reference import BOX_REFERENCES, cell_attention, reference_point
 from stvg.models.cgstvg_context import REFINEMENTS, InstanceContext, StageContext
 from stvg.models.collaboration import frame_to_clip_index
 from stvg.models.heads import INVALID_LOGIT, MLP, BoxHead
@@ -124,6 +133,13 @@ class CGSTVGConfig:
     # context, "st" (the paper), "t", "s" or "none" (ICG alone: every frame's context passes).
     instance_context: bool = True
     refinement: str = "st"
+    # Not in the paper: the scratch aids of the CPU demo (as CSDVL's; stvg.models.box_reference).
+    # ``cell_attention``: the output also holds ``s2d_attention``, each SDB's attention over the
+    # appearance cells, for ``loss_att``. ``box_reference``: "none" (the paper) or "attention" /
+    # "attention_peak": each stage's box centre is an offset from that map's centre of mass
+    # (which computes the maps too).
+    cell_attention: bool = False
+    box_reference: str = "none"
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CGSTVGConfig:
@@ -158,6 +174,11 @@ class CGSTVGConfig:
                 f"refinement must be one of {list(REFINEMENTS)}, got {self.refinement!r}",
                 field="refinement",
             )
+        if self.box_reference not in BOX_REFERENCES:
+            raise InputError(
+                f"box_reference must be one of {list(BOX_REFERENCES)}, got {self.box_reference!r}",
+                field="box_reference",
+            )
         if self.context_selection not in CONTEXT_SELECTIONS:
             raise InputError(
                 f"context_selection must be one of {list(CONTEXT_SELECTIONS)}, "
@@ -182,6 +203,10 @@ CGSTVG_PRESETS: dict[str, dict[str, Any]] = {
         "image_channels": 192,
         "motion_channels": 27,
         "context_selection": "oracle",
+        # From scratch (no pre-trained decoder): the scratch aids, with the train preset's
+        # loss_att (BENCHMARKS.md, "Model zoo").
+        "cell_attention": True,
+        "box_reference": "attention",
     },
 }
 
@@ -215,10 +240,13 @@ class SpatialDecodingBlock(nn.Module):
         memory_pad: Tensor,
         context: Tensor | None = None,
         keep: Tensor | None = None,
-    ) -> Tensor:
+        need_weights: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
         """``queries`` [B, Ts, d]; ``frame_pos`` [Ts, d]; ``memory`` [B*Ts, M, d] with
         ``memory_pad`` [B*Ts, M] (True = padding); ``context`` [B, Ts, d] with ``keep``
-        [B, Ts] bool (the tokens that passed ICR). Returns ``Q_k`` [B, Ts, d]."""
+        [B, Ts] bool (the tokens that passed ICR). Returns ``Q_k`` [B, Ts, d] and, with
+        ``need_weights``, the cross-attention weights over ``memory`` [B, Ts, M] (heads
+        averaged; else None)."""
         b, ts, d = queries.shape
         q = queries + frame_pos
         out = self.self_attn(q, q, queries, need_weights=False)[0]
@@ -232,9 +260,11 @@ class SpatialDecodingBlock(nn.Module):
             guided = self.norm_context(queries + self.dropout(out))
             queries = torch.where(has[:, None, None], guided, queries)
         qf = (queries + frame_pos).reshape(b * ts, 1, d)  # each frame reads its own tokens
-        out = self.cross_attn(qf, memory, memory, key_padding_mask=memory_pad, need_weights=False)
-        queries = self.norm_cross(queries + self.dropout(out[0].view(b, ts, d)))
-        return self.ffn(queries)
+        out, weights = self.cross_attn(
+            qf, memory, memory, key_padding_mask=memory_pad, need_weights=need_weights
+        )
+        queries = self.norm_cross(queries + self.dropout(out.view(b, ts, d)))
+        return self.ffn(queries), None if weights is None else weights.view(b, ts, -1)
 
 
 class TemporalDecodingBlock(nn.Module):
@@ -384,22 +414,29 @@ class CGSTVG(nn.Module):
         frame_pos = sine_position_1d(ts, d, device=device)
 
         oracle = self.training and self.cfg.context_selection == "oracle"
+        maps = self.cfg.cell_attention or self.cfg.box_reference != "none"
+        attention: list[Tensor] = []
         q = self.spatial_query.expand(b, ts, d)
         p = self.temporal_query.expand(b, ts, d)
         context: StageContext | None = None
         stages: list[tuple[Tensor, Tensor, StageContext]] = []
         for k in range(self.cfg.n_layers):
             last = k == self.cfg.n_layers - 1
-            q = self.spatial_blocks[k](
+            q, weights = self.spatial_blocks[k](
                 q,
                 frame_pos,
                 memory,
                 pad,
                 None if context is None else context.tokens,
                 None if context is None else context.keep,
+                need_weights=maps,
             )  # eqs. (4)-(5)
             p = self.temporal_blocks[k](p, frame_pos, memory, pad)  # eq. (6)
-            boxes = self.box_head(q)  # B_k = R_k (eq. 7)
+            reference = None
+            if weights is not None:
+                attention.append(cell_attention(weights, valid))  # [B,Ts,h,w]
+                reference = reference_point(attention[-1], valid, self.cfg.box_reference)
+            boxes = self.box_head(q, reference)  # B_k = R_k (eq. 7)
             context = self.context(
                 p,
                 appearance,
@@ -417,7 +454,7 @@ class CGSTVG(nn.Module):
         spans = torch.stack([s[1] for s in stages], dim=1)  # [B,K,Ts,2]
         start, end = spans[..., 0], spans[..., 1]
         score_map, map_mask = joint_span_map(start[:, -1], end[:, -1])
-        return {
+        out = {
             "pred_boxes": boxes[:, -1],
             "start_logits": start[:, -1],
             "end_logits": end[:, -1],
@@ -430,6 +467,9 @@ class CGSTVG(nn.Module):
             "spatial_conf": torch.stack([s[2].spatial_conf for s in stages], dim=1),
             "context_keep": torch.stack([s[2].keep for s in stages], dim=1),
         }
+        if attention:
+            out["s2d_attention"] = torch.stack(attention, dim=1)  # [B,K,Ts,h,w]
+        return out
 
 
 def paired_giou(a: Tensor, b: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ from torch import Tensor
 
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy
 from stvg.models.cgstvg import paired_giou
+from stvg.train.losses import attention_term
 
 CGSTVG_LOSS_WEIGHTS: dict[str, float] = {
     "start": 10.0,
@@ -127,8 +128,11 @@ def cgstvg_losses(
     *,
     sigma: float = SIGMA,
     negative_weight: float = 1.0,
+    attention: bool = False,
 ) -> dict[str, Tensor]:
-    """The unweighted terms, each summed over the stages (``L = sum_k``).
+    """The unweighted terms, each summed over the stages (``L = sum_k``), plus ``att`` (CSDVL's
+    spatial attention loss, not in the paper, averaged over the stages' maps:
+    :func:`stvg.train.losses.attention_term`) with ``attention``.
 
     ``outputs``: the model's dict (``stage_*``, ``temporal_logits``, ``spatial_conf``).
     ``targets`` (a collated feature batch works): ``boxes`` [B, Ts, 4], ``box_mask`` [B, Ts],
@@ -158,6 +162,8 @@ def cgstvg_losses(
         for name, value in stage.items():
             terms[f"{name}_{k + 1}"] = value
             terms[name] = terms[name] + value if name in terms else value
+    if attention:
+        terms["att"] = attention_term(outputs, targets)
     return terms
 
 

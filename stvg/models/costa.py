@@ -34,7 +34,15 @@ Forward output (a dict):
   tube in training, so they would read the answer back);
 * ``event_labels`` [B, Ts] long: the ``a_i`` of eq. (3) the spatial decoder was given;
 * ``spatial_attention`` [B, Ts, h, w]: the last spatial layer's cross-attention on the visual
-  cells (heads averaged; for pictures).
+  cells (heads averaged; for pictures);
+* ``s2d_attention`` [B, N, Ts, h, w]: every spatial layer's cross-attention on the visual cells,
+  heads averaged and renormalized over the valid cells
+  (:func:`~stvg.models.box_reference.cell_attention`), what ``loss_att`` trains (CSDVL's key
+  and shape).
+
+Not in the paper, the scratch aids (the ``synthetic`` preset; off by default): ``loss_att`` on
+``s2d_attention`` and ``box_reference="attention"``, each spatial layer's box centre an offset
+from the centre of mass of that layer's map (:mod:`stvg.models.box_reference`), as CSDVL's.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from torch import Tensor, nn
 
 from stvg.config import config_from_mapping, config_from_preset
 from stvg.errors import InputError
+from stvg.models.box_reference import BOX_REFERENCES, cell_attention
 from stvg.models.collaboration import GridSizes, frame_to_clip_index
 from stvg.models.costa_decoder import (
     EventEmbedding,
@@ -91,6 +100,10 @@ class CoSTAConfig:
     temporal_encoder: bool = True
     gt_ratio: float = 0.9
     entangled: bool = True
+    # Not in the paper: a scratch aid of the CPU demo (as CSDVL's; stvg.models.box_reference).
+    # "none" (the paper: DAB-DETR's anchors) or "attention" / "attention_peak": each spatial
+    # layer's box centre is an offset from the centre of mass of its attention over the cells.
+    box_reference: str = "none"
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CoSTAConfig:
@@ -117,6 +130,11 @@ class CoSTAConfig:
                 f"video_fusion must be one of {list(VIDEO_FUSIONS)}, got {self.video_fusion!r}",
                 field="video_fusion",
             )
+        if self.box_reference not in BOX_REFERENCES:
+            raise InputError(
+                f"box_reference must be one of {list(BOX_REFERENCES)}, got {self.box_reference!r}",
+                field="box_reference",
+            )
         if not 0.0 <= self.gt_ratio <= 1.0:
             raise InputError(f"gt_ratio must be in [0, 1], got {self.gt_ratio}", field="gt_ratio")
         for name in ("n_encoder_layers", "n_temporal_layers", "n_spatial_layers"):
@@ -139,6 +157,9 @@ COSTA_PRESETS: dict[str, dict[str, Any]] = {
         "dropout": 0.0,
         "image_channels": 192,
         "motion_channels": 27,
+        # From scratch: the scratch aid, with the train preset's loss_att (BENCHMARKS.md,
+        # "Model zoo").
+        "box_reference": "attention",
     },
 }
 
@@ -164,7 +185,9 @@ class CoSTA(nn.Module):
         )
         self.temporal = TemporalDecoder(d, cfg.n_heads, cfg.n_temporal_layers, ff, drop)
         self.event = EventEmbedding(d) if cfg.entangled else None
-        self.spatial = SpatialDecoder(d, cfg.n_heads, cfg.n_spatial_layers, ff, drop)
+        self.spatial = SpatialDecoder(
+            d, cfg.n_heads, cfg.n_spatial_layers, ff, drop, cfg.box_reference
+        )
         self.enc_attendance = nn.Linear(d, 1)
         self.dec_attendance = nn.Linear(d, 1)
 
@@ -205,7 +228,8 @@ class CoSTA(nn.Module):
         start, end, _ = frame_span(start_logits.detach(), end_logits.detach())
         labels = self.event_part(batch, start, end)
         first = self.event(labels) if self.event is not None else cls
-        boxes, _, attn = self.spatial(first, cls, memory, memory_pos, memory_pad)
+        boxes, _, attn = self.spatial(first, cls, memory, memory_pos, memory_pad, image_valid)
+        maps = torch.stack([cell_attention(a, image_valid) for a in attn], dim=1)
         return {
             "pred_boxes": boxes[-1],
             "layer_boxes": boxes,
@@ -214,7 +238,8 @@ class CoSTA(nn.Module):
             "enc_attendance": self.enc_attendance(cls)[..., 0],
             "dec_attendance": self.dec_attendance(tq)[..., 0],
             "event_labels": labels,
-            "spatial_attention": attn[..., : h * w].reshape(b, ts, h, w),
+            "spatial_attention": attn[-1][..., : h * w].reshape(b, ts, h, w),
+            "s2d_attention": maps,  # [B,N,Ts,h,w]
         }
 
 

@@ -16,7 +16,10 @@
   *concatenated* (per head, :class:`ConcatCrossAttention`, Conditional/DAB-DETR) for the
   intra-frame cross-attention; after the FFN a box MLP (shared by the layers) moves the anchor in
   logit space, ``b' = sigmoid(logit(b) + delta)``, and the next layer reads the detached anchor
-  (DAB-DETR). The last layer's anchors are the boxes.
+  (DAB-DETR). The last layer's anchors are the boxes. With ``box_reference`` "attention" (not in
+  the paper, a scratch aid as CSDVL's: :mod:`stvg.models.box_reference`), the box centre moves
+  from the centre of mass of the layer's attention over the frame's cells instead of from the
+  anchor's centre: ``c' = sigmoid(logit(c_att) + delta_c)``; width and height as above.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from stvg.models.box_reference import cell_attention, reference_point
 from stvg.models.heads import MLP
 from stvg.models.position import sine_position_1d
 from stvg.models.static_stream import DecoderLayer, FeedForward
@@ -215,10 +219,17 @@ class SpatialDecoder(nn.Module):
     """Eq. (5) anchors, ``n_layers`` :class:`SpatialDecoderLayer` and the anchor updates."""
 
     def __init__(
-        self, d_model: int, n_heads: int, n_layers: int, dim_feedforward: int, dropout: float
+        self,
+        d_model: int,
+        n_heads: int,
+        n_layers: int,
+        dim_feedforward: int,
+        dropout: float,
+        box_reference: str = "none",
     ) -> None:
         super().__init__()
         self.d_model = d_model
+        self.box_reference = box_reference
         self.theta_s = MLP(d_model, d_model, 4, 2)
         self.ref_point_head = MLP(2 * d_model, d_model, d_model, 2)
         self.layers = nn.ModuleList(
@@ -237,19 +248,26 @@ class SpatialDecoder(nn.Module):
         memory: Tensor,
         memory_pos: Tensor,
         memory_pad: Tensor | None,
+        cells: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """``event`` [B, T, d] (eq. 4), ``cls`` [B, T, d]. Returns the boxes of every layer
-        [n_layers, B, T, 4], the last content queries [B, T, d] and the last layer's attention
-        [B, T, M]."""
+        """``event`` [B, T, d] (eq. 4), ``cls`` [B, T, d]; ``cells`` [B, h, w] bool, the valid
+        cells of the grid whose ``h * w`` tokens open ``memory`` (needed by ``box_reference``).
+        Returns the boxes of every layer [n_layers, B, T, 4], the last content queries
+        [B, T, d] and every layer's attention [n_layers, B, T, M]."""
         anchors = self.initial_anchors(cls)
         content = event
-        boxes = []
-        weights = None
+        boxes, attention = [], []
         for layer in self.layers:
             obj = self.ref_point_head(anchor_sine(anchors, self.d_model))
             content, weights = layer(content, obj, memory, memory_pos, memory_pad)
+            attention.append(weights)
             ref = torch.logit(anchors.clamp(1e-4, 1 - 1e-4))
+            if self.box_reference != "none":
+                if cells is None:
+                    raise ValueError("box_reference needs the valid cells of the memory's grid")
+                centre = reference_point(cell_attention(weights, cells), cells, self.box_reference)
+                ref = torch.cat((torch.logit(centre.clamp(1e-4, 1 - 1e-4)), ref[..., 2:]), -1)
             new = (ref + self.box_delta(content)).sigmoid()
             boxes.append(new)
             anchors = new.detach()
-        return torch.stack(boxes), content, weights
+        return torch.stack(boxes), content, torch.stack(attention)

@@ -33,7 +33,7 @@ from torch import Tensor
 from stvg.train.losses import (
     MAX_IOU,
     MIN_IOU,
-    attention_box_loss,
+    attention_term,
     attentive_term,
     box_losses,
     temporal_grounding_loss,
@@ -77,10 +77,5 @@ def stvgformer_losses(
         "aux_dynamic": attentive_term(outputs["clip_logits"], clip_in_tube),
     }
     if attention:
-        terms["att"] = attention_box_loss(
-            outputs["s2d_attention"],
-            targets["boxes"],
-            targets["box_mask"].bool(),
-            targets.get("image_mask"),
-        )
+        terms["att"] = attention_term(outputs, targets)
     return terms

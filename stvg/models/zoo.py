@@ -15,7 +15,9 @@
 ``csdvl`` (the default) weighs its terms with the ``loss_*`` settings of
 :class:`stvg.train.config.TrainConfig`; ``cgstvg`` and ``costa`` with their papers' weights
 (:data:`~stvg.models.cgstvg_losses.CGSTVG_LOSS_WEIGHTS`,
-:data:`~stvg.train.losses_costa.COSTA_LOSS_WEIGHTS`), which the ``loss_*`` settings do not change.
+:data:`~stvg.train.losses_costa.COSTA_LOSS_WEIGHTS`), which the ``loss_*`` settings do not change,
+plus CSDVL's ``loss_att`` (the ``synthetic`` preset's scratch aid; the term needs the model's
+``s2d_attention``, see :func:`stvg.train.losses.attention_term`).
 ``stvgformer`` (CSDVL's modules) too, with its report's weights
 (:data:`~stvg.models.stvgformer_losses.STVGFORMER_LOSS_WEIGHTS`), plus CSDVL's ``loss_att`` and
 ``aux_loss`` extras.
@@ -70,21 +72,22 @@ def csdvl_losses(
 def cgstvg_losses(
     outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor], config: Any
 ) -> dict[str, Tensor]:
-    """CG-STVG's eqs. (13)-(14), each term summed over the stages (per-stage terms dropped)."""
-    from stvg.models.cgstvg_losses import CGSTVG_LOSS_WEIGHTS
+    """CG-STVG's eqs. (13)-(14), each term summed over the stages (per-stage terms dropped),
+    plus ``att`` with ``config.loss_att``."""
     from stvg.models.cgstvg_losses import cgstvg_losses as terms_of
 
-    terms = terms_of(outputs, batch)
-    return {k: terms[k] for k in CGSTVG_LOSS_WEIGHTS}
+    terms = terms_of(outputs, batch, attention=config.loss_att > 0)
+    return {k: terms[k] for k in cgstvg_weights(config) if k in terms}
 
 
 def costa_losses(
     outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor], config: Any
 ) -> dict[str, Tensor]:
-    """CoSTA's eqs. (6)-(8) terms (:func:`stvg.train.losses_costa.compute_costa_losses`)."""
+    """CoSTA's eqs. (6)-(8) terms (:func:`stvg.train.losses_costa.compute_costa_losses`), plus
+    ``att`` with ``config.loss_att``."""
     from stvg.train.losses_costa import compute_costa_losses
 
-    return compute_costa_losses(outputs, batch)
+    return compute_costa_losses(outputs, batch, attention=config.loss_att > 0)
 
 
 def stvgformer_losses(
@@ -112,13 +115,13 @@ def stvgformer_weights(config: Any) -> dict[str, float]:
 def cgstvg_weights(config: Any) -> dict[str, float]:
     from stvg.models.cgstvg_losses import CGSTVG_LOSS_WEIGHTS
 
-    return dict(CGSTVG_LOSS_WEIGHTS)
+    return {**CGSTVG_LOSS_WEIGHTS, "att": config.loss_att}
 
 
 def costa_weights(config: Any) -> dict[str, float]:
     from stvg.train.losses_costa import COSTA_LOSS_WEIGHTS
 
-    return dict(COSTA_LOSS_WEIGHTS)
+    return {**COSTA_LOSS_WEIGHTS, "att": config.loss_att}
 
 
 # ----------------------------------------------------------------------------- spans

@@ -34,8 +34,9 @@ LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 class TrainConfig:
     preset: str = "vidstg"
     # which model to train: csdvl, cgstvg, costa or stvgformer (stvg.models.zoo.MODELS); model.*
-    # keys go to its config. The loss_* weights, loss_att, aux_loss and init are CSDVL's
-    # (STVGFormer takes the last three); the others train with their papers' loss weights.
+    # keys go to its config. The loss_* weights, aux_loss and init are CSDVL's (STVGFormer takes
+    # the last two); the others train with their papers' loss weights. loss_att (a scratch aid)
+    # weighs the attention loss of every model.
     model_name: str = "csdvl"
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)

@@ -233,6 +233,25 @@ def attention_box_loss(
     return per_frame.mean(1)[mask.bool()].mean()
 
 
+def attention_term(outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> Tensor:
+    """``att`` of any model of the zoo: :func:`attention_box_loss` on the model's
+    ``s2d_attention`` [B, N, Ts, h, w] (``targets`` as :func:`compute_losses`'). A model that
+    returns no such map (CG-STVG without ``cell_attention``) is an :class:`InputError` naming
+    ``loss_att``."""
+    if "s2d_attention" not in outputs:
+        raise InputError(
+            "the attention loss needs the model's s2d_attention maps, which it did not return",
+            field="loss_att",
+            hint="set loss_att=0, or model.cell_attention=true (cgstvg)",
+        )
+    return attention_box_loss(
+        outputs["s2d_attention"],
+        targets["boxes"],
+        targets["box_mask"].bool(),
+        targets.get("image_mask"),
+    )
+
+
 def square_box_shares(boxes: Tensor, frame_size: Tensor, grid: tuple[int, int]) -> Tensor:
     """The share of each box in each cell of a ``grid`` laid over the frame padded at the right
     and bottom to a square (stage one's clip layout, hence the dynamic stream's grid).
@@ -344,12 +363,7 @@ def compute_losses(
     )
     terms = {"l1": l1, "giou": giou, "tg": tg, "ta": ta}
     if attention:
-        terms["att"] = attention_box_loss(
-            outputs["s2d_attention"],
-            targets["boxes"],
-            targets["box_mask"].bool(),
-            targets.get("image_mask"),
-        )
+        terms["att"] = attention_term(outputs, targets)
     if d2s_attention:
         if "d2s_attention" not in outputs:
             raise InputError(

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stvg.train.losses import box_losses, total_loss
+from stvg.train.losses import attention_term, box_losses, total_loss
 
 COSTA_LOSS_WEIGHTS: dict[str, float] = {
     "l1": 5.0,
@@ -69,9 +69,15 @@ def kl_term(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
 
 
 def compute_costa_losses(
-    outputs: Mapping[str, Tensor], targets: Mapping[str, Tensor], sigma: float = SIGMA
+    outputs: Mapping[str, Tensor],
+    targets: Mapping[str, Tensor],
+    sigma: float = SIGMA,
+    *,
+    attention: bool = False,
 ) -> dict[str, Tensor]:
-    """The terms of eq. (6)-(8) from the model's outputs and the dataset's targets.
+    """The terms of eq. (6)-(8) from the model's outputs and the dataset's targets, plus ``att``
+    (CSDVL's spatial attention loss, not in the paper: :func:`stvg.train.losses.attention_term`)
+    with ``attention``.
 
     ``targets``: ``boxes`` [B, Ts, 4] normalized cxcywh, ``box_mask`` [B, Ts] bool,
     ``frame_in_tube`` [B, Ts] bool (e.g. a collated batch of :mod:`stvg.features.dataset`).
@@ -86,7 +92,7 @@ def compute_costa_losses(
     truth = in_tube.float()
     enc_att = F.binary_cross_entropy_with_logits(outputs["enc_attendance"].float(), truth)
     dec_att = F.binary_cross_entropy_with_logits(outputs["dec_attendance"].float(), truth)
-    return {
+    terms = {
         "l1": l1,
         "giou": giou,
         "kl_start": kl_start,
@@ -94,6 +100,9 @@ def compute_costa_losses(
         "enc_att": enc_att,
         "dec_att": dec_att,
     }
+    if attention:
+        terms["att"] = attention_term(outputs, targets)
+    return terms
 
 
 def costa_total_loss(

@@ -165,7 +165,7 @@ def test_spatial_block_matches_eq4_and_eq5_written_out():
     context = torch.randn(B, TS, d, generator=g)
     keep = torch.tensor([[True, False, True, False, False, False], [False] * TS])
     with torch.no_grad():
-        got = second(queries, pos, memory, pad, context, keep)
+        got, _ = second(queries, pos, memory, pad, context, keep)
         for b in range(B):
             q = queries[b]
             q = second.norm_self(q + attend(second.self_attn, q + pos, q + pos, q))
@@ -180,7 +180,7 @@ def test_spatial_block_matches_eq4_and_eq5_written_out():
             want = second.ffn(q)
             assert torch.allclose(got[b], want, atol=1e-5), b
         # eq. (5): without context the block is SA -> CA(X~) -> FFN, like SDB_k with no token
-        none = second(queries, pos, memory, pad, context, torch.zeros(B, TS, dtype=torch.bool))
+        none, _ = second(queries, pos, memory, pad, context, torch.zeros(B, TS, dtype=torch.bool))
         assert torch.allclose(none[1], got[1], atol=1e-6)
 
 
