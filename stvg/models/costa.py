@@ -104,6 +104,9 @@ class CoSTAConfig:
     # "none" (the paper: DAB-DETR's anchors) or "attention" / "attention_peak": each spatial
     # layer's box centre is an offset from the centre of mass of its attention over the cells.
     box_reference: str = "none"
+    # Not in the paper (as CSDVL's): the 2-D sine position is also added to the visual tokens
+    # before the encoder, so the values the spatial decoder reads carry where they are.
+    visual_pos_in_values: bool = False
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> CoSTAConfig:
@@ -181,7 +184,13 @@ class CoSTA(nn.Module):
         )
         ff, drop = cfg.dim_feedforward, cfg.dropout
         self.encoder = SpaceTimeFusionEncoder(
-            d, cfg.n_heads, cfg.n_encoder_layers, ff, drop, temporal=cfg.temporal_encoder
+            d,
+            cfg.n_heads,
+            cfg.n_encoder_layers,
+            ff,
+            drop,
+            temporal=cfg.temporal_encoder,
+            pos_in_values=cfg.visual_pos_in_values,
         )
         self.temporal = TemporalDecoder(d, cfg.n_heads, cfg.n_temporal_layers, ff, drop)
         self.event = EventEmbedding(d) if cfg.entangled else None

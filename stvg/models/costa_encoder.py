@@ -127,11 +127,15 @@ class SpaceTimeFusionEncoder(nn.Module):
         dim_feedforward: int,
         dropout: float,
         temporal: bool = True,
+        pos_in_values: bool = False,
     ) -> None:
         """``temporal=False`` drops the temporal layers (table 2's "w/o ST-encoder" keeps only
-        the per-frame spatial layers)."""
+        the per-frame spatial layers). ``pos_in_values`` (not in the paper, as CSDVL's
+        ``visual_pos_in_values``): the 2-D sine position is also added to the visual tokens
+        themselves, so the values the decoders read carry where they are."""
         super().__init__()
         self.d_model = d_model
+        self.pos_in_values = pos_in_values
         self.cls = nn.Parameter(torch.randn(d_model) * 0.02)
         self.spatial = nn.ModuleList(
             EncoderLayer(d_model, n_heads, dim_feedforward, dropout) for _ in range(n_layers)
@@ -154,9 +158,11 @@ class SpaceTimeFusionEncoder(nn.Module):
         n_txt = text.shape[1]
         dev = fv.device
         cls = self.cls.expand(b * t, 1, d)
+        vis_pos = sine_position_2d(image_valid, d).flatten(1, 2).to(fv.dtype)  # [B,HW,d]
+        if self.pos_in_values:
+            fv = fv + vis_pos[:, None]
         x = torch.cat((fv, text[:, None].expand(b, t, n_txt, d)), dim=2).flatten(0, 1)
         x = torch.cat((cls, x), dim=1)  # [B*T,1+HW+L,d]
-        vis_pos = sine_position_2d(image_valid, d).flatten(1, 2).to(fv.dtype)  # [B,HW,d]
         pos = torch.cat(
             (fv.new_zeros(b, 1, d), vis_pos, fv.new_zeros(b, n_txt, d)), dim=1
         )  # [B,1+HW+L,d]
