@@ -14,6 +14,8 @@ from stvg.models.box_reference import cell_attention, reference_point
 from stvg.models.cgstvg import CGSTVG_PRESETS, CGSTVGConfig, build_cgstvg
 from stvg.models.costa import COSTA_PRESETS, CoSTAConfig, build_costa
 from stvg.models.costa_decoder import SpatialDecoder
+from stvg.models.costa_encoder import SpaceTimeFusionEncoder
+from stvg.models.position import sine_position_2d
 from stvg.models.zoo import MODELS
 from stvg.train.losses import total_loss
 
@@ -180,6 +182,22 @@ def test_the_aids_add_no_parameter_and_off_change_no_output(build):
                 out["s2d_attention"][:, -1], cells / cells.sum((-2, -1), keepdim=True)
             )
         assert not torch.allclose(aided(batch())["pred_boxes"], out["pred_boxes"])
+
+
+def test_costa_visual_pos_in_values_is_the_position_added_to_the_cells():
+    # The encoder with the option is the encoder without it fed cells + 2-D sine position.
+    torch.manual_seed(4)
+    plain = SpaceTimeFusionEncoder(D, 4, 1, 48, 0.0)
+    with_pos = SpaceTimeFusionEncoder(D, 4, 1, 48, 0.0, pos_in_values=True)
+    with_pos.load_state_dict(plain.state_dict())
+    fv, text = torch.randn(B, TS, H * W, D), torch.randn(B, L, D)
+    valid, text_mask = batch(padded=True)["image_mask"], torch.ones(B, L, dtype=torch.bool)
+    pos = sine_position_2d(valid, D).flatten(1, 2)[:, None]  # [B,1,HW,d]
+    got = with_pos(fv, valid, text, text_mask)
+    want = plain(fv + pos, valid, text, text_mask)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    assert not CoSTAConfig().visual_pos_in_values
 
 
 def test_loss_att_without_the_map_names_the_setting():
