@@ -198,6 +198,7 @@ def test_costa_visual_pos_in_values_is_the_position_added_to_the_cells():
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
     assert not CoSTAConfig().visual_pos_in_values
+    assert [n for n, p in COSTA_PRESETS.items() if p.get("visual_pos_in_values")] == ["synthetic"]
 
 
 def test_loss_att_without_the_map_names_the_setting():
