@@ -181,13 +181,15 @@ def predict_dataset(
     frames_per_pass: int | None = None,
     model_name: str | None = None,
     scores: dict[str, float] | None = None,
+    span_scores: dict[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
 
     ``scores``, when given, receives each query's score by sample id (``stvg ground`` keeps
     the best window): the presence of the described event in the chosen span when the model
     has a presence head (:func:`stvg.models.zoo.presence_score`), else the model's own measure
-    of the chosen span (:mod:`stvg.models.zoo`).
+    of the chosen span (:mod:`stvg.models.zoo`). ``span_scores``, when given, receives the
+    latter in any case.
 
     ``model_name`` (a key of :data:`stvg.models.zoo.MODELS`; default: that of ``model``'s
     class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`). ``model``
@@ -238,13 +240,16 @@ def predict_dataset(
             query_records = records.pop(index)
             span = entry.span(
                 query_records, passes[index], stored, clip_spans, tuple(sample.segment),
-                with_score=scores is not None,
+                with_score=scores is not None or span_scores is not None,
             )  # fmt: skip
-            if scores is not None:
-                presence = presence_score(query_records, passes[index], stored, span[:2])
+            if len(span) == 3:
                 own = span[2]
                 span = span[:2]
-                scores[sample.sample_id] = own if presence is None else presence
+                if span_scores is not None:
+                    span_scores[sample.sample_id] = own
+                if scores is not None:
+                    presence = presence_score(query_records, passes[index], stored, span)
+                    scores[sample.sample_id] = own if presence is None else presence
             out[sample.sample_id] = tube_from_outputs(
                 sample, stored, clip_spans, passes.pop(index), boxes.pop(index), span=span
             )
