@@ -9,6 +9,13 @@ accounting of that child (``os.wait4``'s ``ru_maxrss``). Reported: the ratio of 
 short peaks (goal <= 1.5: windows keep memory bounded), the wall time of each, and each video's
 tIoU against its ground truth (goal >= 0.3 on the long one with a fully trained demo run) and
 the share of the event's frames inside the best-scoring window (0: a wrong window won).
+
+With ``seeds`` the long video (no distractors) is also drawn with each of those generator seeds
+(other scenes, other colors and shapes; the event at the same time) and grounded in this process
+(:meth:`~stvg.ground.run.Grounder.score_windows`; no memory measured): per seed the tIoU and the
+rank, among all windows, of the *event window* (the one holding most of the event) by the score
+``stvg ground`` ranks by (``score_by``: the presence of the described event for a run with a
+presence head, else the span's own score) and by the span's own score, 1 = chosen.
 """
 
 from __future__ import annotations
@@ -31,6 +38,59 @@ def span_share(event: tuple[int, int], window: tuple[int, int]) -> float:
     """The fraction of the half-open ``event``'s frames inside ``window``."""
     inside = max(0, min(event[1], window[1]) - max(event[0], window[0]))
     return inside / max(1, event[1] - event[0])
+
+
+def event_window_rank(
+    event: tuple[int, int], candidates: list[tuple[tuple[int, int], str]], scores: dict[str, float]
+) -> tuple[tuple[int, int], int]:
+    """The window holding most of the half-open ``event`` (the earliest on a tie) and its rank
+    by ``scores`` (by query id) among ``candidates`` ``(window, query id)``: 1 + the number of
+    windows scoring strictly higher."""
+    window, qid = max(candidates, key=lambda c: (span_share(event, c[0]), -c[0][0]))
+    return window, 1 + sum(scores[q] > scores[qid] for _, q in candidates)
+
+
+def judge_seeds(
+    run: Path,
+    seeds: list[int],
+    *,
+    seconds: float = LONG_SECONDS,
+    features: str | Path | None = None,
+    root: Path,
+) -> dict[str, dict[str, Any]]:
+    """Per seed (as a string): the long video of that seed grounded in this process, its tIoU
+    and the event window's ranks (module docstring). Files go under ``root``."""
+    from stvg.data.synth.long import synthesize_long
+    from stvg.evaluate.boxes import span_iou
+    from stvg.ground.inputs import Pair
+    from stvg.ground.predict import best_window
+    from stvg.ground.run import Grounder
+
+    grounder = Grounder.load(run, root / "ground", features=features, progress=False)
+    out = {}
+    for seed in seeds:
+        name = f"long_seed{seed}"
+        sample = synthesize_long(root / "data", name=name, seconds=seconds, seed=seed)
+        pair = Pair(name, root / "data" / sample.video_path, sample.caption)
+        scored = grounder.score_windows(pair.video, [pair])
+        candidates = scored.candidates(pair.sentence)
+        window, qid = best_window(candidates, scored.scores)
+        event_window, rank = event_window_rank(sample.tube, candidates, scored.scores)
+        _, span_rank = event_window_rank(sample.tube, candidates, scored.span_scores)
+        tube = tuple(scored.windows[qid]["tube"])
+        out[str(seed)] = {
+            "caption": sample.caption,
+            "gt": list(sample.tube),
+            "pred": list(tube),
+            "tIoU": round(span_iou(sample.tube, tube), 4),
+            "chosen_window": list(window),
+            "event_window": list(event_window),
+            "event_window_rank": rank,
+            "event_window_rank_by_span_score": span_rank,
+            "windows": len(candidates),
+            "score_by": scored.score_by,
+        }
+    return out
 
 
 def ground_in_child(run: Path, video: Path, caption: str, out: Path, extra: list[str]) -> dict:
@@ -59,8 +119,10 @@ def bench_long(
     quick: bool = False,
     workdir: str | Path | None = None,
     draw: bool = True,
+    seeds: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Make the two videos, ground each in a fresh process, compare (module docstring)."""
+    """Make the two videos, ground each in a fresh process, compare; with ``seeds``, judge
+    the long video of each seed too (module docstring)."""
     from stvg.data.synth.long import synthesize_long
     from stvg.evaluate.boxes import span_iou
 
@@ -84,6 +146,11 @@ def bench_long(
             )
             for name, sample in made.items()
         }
+        by_seed = (
+            judge_seeds(run, seeds, seconds=long_seconds, features=features, root=root / "seeds")
+            if seeds
+            else None
+        )
     found = {name: runs[name]["result"] for name in made}
     return {
         "rss_ratio_long_vs_short": round(
@@ -104,4 +171,16 @@ def bench_long(
         "peak_rss_mib": {k: round(v["peak_rss_mib"], 1) for k, v in runs.items()},
         "wall_seconds": {k: round(v["seconds"], 1) for k, v in runs.items()},
         "draw": draw,
+        **({} if by_seed is None else {"seeds": by_seed, "seeds_summary": seeds_summary(by_seed)}),
+    }
+
+
+def seeds_summary(by_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The mean tIoU over the seeds, how many reach 0.3, and the event window's ranks."""
+    values = list(by_seed.values())
+    return {
+        "mean_tIoU": round(sum(v["tIoU"] for v in values) / len(values), 4),
+        "seeds_tIoU_ge_0.3": sum(v["tIoU"] >= 0.3 for v in values),
+        "event_window_ranks": [v["event_window_rank"] for v in values],
+        "event_window_ranks_by_span_score": [v["event_window_rank_by_span_score"] for v in values],
     }

@@ -105,6 +105,9 @@ def bench_long_command(
     features: Path = typer.Option(None, help="Its store, for a run made before runs recorded it."),
     quick: bool = typer.Option(False, "--quick", help="A 2-minute video instead of 10 minutes."),
     draw: bool = typer.Option(True, "--draw/--no-draw", help="Also time the PNG and the MP4."),
+    seeds: str = typer.Option(
+        None, help="Also judge the long video of these generator seeds (e.g. 0,1,2,3,4)."
+    ),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
     """Long videos: stvg ground's peak memory, time and tIoU.
@@ -117,7 +120,9 @@ def bench_long_command(
     from stvg.bench.long import bench_long
     from stvg.bench.report import report
 
-    typer.echo(report(bench_long(run, features=features, quick=quick, draw=draw), json_out))
+    chosen = None if seeds is None else [int(v) for v in seeds.split(",") if v.strip()]
+    result = bench_long(run, features=features, quick=quick, draw=draw, seeds=chosen)
+    typer.echo(report(result, json_out))
 
 
 @bench_app.command("zoo")

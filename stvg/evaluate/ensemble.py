@@ -102,6 +102,8 @@ def average_records(per_run: Sequence[Sequence[Record]]) -> list[dict[str, Tenso
                 raise ValueError("the runs' 2D maps have different valid proposals")
             prob = torch.stack([r["prob"] for r in records]).mean(0)
             out.append({"prob": prob, "map_mask": mask})
+            if "presence" in keys:
+                out[-1]["presence"] = torch.stack([r["presence"] for r in records]).mean(0)
             continue
         item = {}
         for key in ("start_logits", "end_logits"):

@@ -155,14 +155,20 @@ def tube_from_outputs(
 def pass_records(outputs: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     """A batch's outputs -> one record per item, as :mod:`stvg.models.zoo` spans read them:
     ``start_logits`` / ``end_logits`` [Ts] when the model has them, else ``prob`` [Td, Td]
-    (the sigmoid of ``score_map``, taken on the whole batch) and ``map_mask`` [Td, Td]."""
+    (the sigmoid of ``score_map``, taken on the whole batch) and ``map_mask`` [Td, Td], plus
+    ``presence`` [Ts] (the sigmoid of ``presence_logits``) when the model has a presence head."""
     if "start_logits" in outputs:
         starts = outputs["start_logits"].float().cpu()
         ends = outputs["end_logits"].float().cpu()
         return [{"start_logits": s, "end_logits": e} for s, e in zip(starts, ends, strict=True)]
     map_mask = outputs["map_mask"].bool().cpu()
     prob = torch.sigmoid(outputs["score_map"].float()).cpu()
-    return [{"prob": p, "map_mask": map_mask} for p in prob]
+    records = [{"prob": p, "map_mask": map_mask} for p in prob]
+    if "presence_logits" in outputs:
+        presence = torch.sigmoid(outputs["presence_logits"].float()).cpu()
+        for record, p in zip(records, presence, strict=True):
+            record["presence"] = p
+    return records
 
 
 @torch.no_grad()
@@ -175,11 +181,15 @@ def predict_dataset(
     frames_per_pass: int | None = None,
     model_name: str | None = None,
     scores: dict[str, float] | None = None,
+    span_scores: dict[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
 
-    ``scores``, when given, receives each query's span score by sample id (the model's own
-    measure of the chosen span, :mod:`stvg.models.zoo`; ``stvg ground`` keeps the best window).
+    ``scores``, when given, receives each query's score by sample id (``stvg ground`` keeps
+    the best window): the presence of the described event in the chosen span when the model
+    has a presence head (:func:`stvg.models.zoo.presence_score`), else the model's own measure
+    of the chosen span (:mod:`stvg.models.zoo`). ``span_scores``, when given, receives the
+    latter in any case.
 
     ``model_name`` (a key of :data:`stvg.models.zoo.MODELS`; default: that of ``model``'s
     class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`). ``model``
@@ -197,7 +207,7 @@ def predict_dataset(
     from stvg.errors import InputError
     from stvg.evaluate.ensemble import average_boxes, average_records
     from stvg.features.dataset import collate
-    from stvg.models.zoo import model_entry, name_of
+    from stvg.models.zoo import model_entry, name_of, presence_score
 
     models = [model] if isinstance(model, torch.nn.Module) else list(model)
     if model_name is None:
@@ -227,12 +237,19 @@ def predict_dataset(
                 continue
             sample, stored = dataset.samples[index], dataset.stored_frame_ids(index)
             clip_spans = item["clip_spans"].numpy()
+            query_records = records.pop(index)
             span = entry.span(
-                records.pop(index), passes[index], stored, clip_spans, tuple(sample.segment),
-                with_score=scores is not None,
+                query_records, passes[index], stored, clip_spans, tuple(sample.segment),
+                with_score=scores is not None or span_scores is not None,
             )  # fmt: skip
-            if scores is not None:
-                span, scores[sample.sample_id] = span[:2], span[2]
+            if len(span) == 3:
+                own = span[2]
+                span = span[:2]
+                if span_scores is not None:
+                    span_scores[sample.sample_id] = own
+                if scores is not None:
+                    presence = presence_score(query_records, passes[index], stored, span)
+                    scores[sample.sample_id] = own if presence is None else presence
             out[sample.sample_id] = tube_from_outputs(
                 sample, stored, clip_spans, passes.pop(index), boxes.pop(index), span=span
             )

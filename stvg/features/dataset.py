@@ -135,6 +135,10 @@ class FeatureDataset(Dataset):
             self._queries[sid] = query
         return self._queries[sid]
 
+    def query_states(self, index: int) -> dict[str, Any]:
+        """Query ``index``'s stored text: ``text`` [L, D] and ``text_mask`` [L] arrays."""
+        return self._query(index)
+
     def stored_frame_ids(self, index: int) -> np.ndarray:
         """All static frame ids stored for this query's entry (native ids, [S])."""
         entry = self.entry_ids[index]

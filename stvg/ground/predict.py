@@ -3,8 +3,12 @@
 Each window of a video is predicted as a segment of its own (:func:`stvg.evaluate.predict.
 predict_dataset`: every stored frame seen, the span and its score from the model's entry of
 :mod:`stvg.models.zoo`, boxes on every native frame of the window). A sentence's tube is that of
-the window whose span scores highest (the earliest on a tie): its span, already in native frame
-ids of the whole video, and its boxes, which cover that window only.
+the window that scores highest (the earliest on a tie): its span, already in native frame ids of
+the whole video, and its boxes, which cover that window only. A window's score is the presence
+of the described event in its span when the run has a presence head (``model.presence_head``,
+:func:`stvg.models.zoo.presence_score`: trained with BCE, and with event-free negatives,
+comparable across windows), else the span's own score (the model's measure of its span, which a
+run trained only on segments holding the event does not calibrate across segments).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Grounding:
     score: float
     window: Span
     windows: int
+    score_by: str = "span"  # "presence" (the run's presence head) or "span" (the span's own)
     pictures: list[str] = field(default_factory=list)
 
     @property
@@ -47,6 +52,7 @@ class Grounding:
             "tube": list(self.tube),
             "seconds": [round(v, 3) for v in self.seconds],
             "score": round(self.score, 6),
+            "score_by": self.score_by,
             "window": list(self.window),
             "windows": self.windows,
             "fps": self.fps,
@@ -65,7 +71,8 @@ class Grounding:
 
 
 def best_window(candidates: list[tuple[Span, str]], scores: dict[str, float]) -> tuple[Span, str]:
-    """The ``(window, query id)`` whose span scores highest; the earliest window on a tie."""
+    """The ``(window, query id)`` whose score in ``scores`` (by query id) is highest; the
+    earliest window on a tie."""
     best = candidates[0]
     for candidate in candidates[1:]:
         if scores[candidate[1]] > scores[best[1]]:
@@ -86,6 +93,7 @@ def write_groundings(path: str | Path, groundings: list[Grounding], run: str | P
                 "video": str(g.pair.video),
                 "sentence": g.pair.sentence,
                 "score": g.score,
+                "score_by": g.score_by,
                 "window": list(g.window),
             },
         )

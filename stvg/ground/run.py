@@ -176,6 +176,27 @@ def extract_windows(
 
 
 @dataclasses.dataclass
+class WindowScores:
+    """One video's windows predicted for its sentences: ``windows`` and ``scores`` (the window
+    score ``stvg ground`` ranks by: the presence of the described event with a run that has a
+    presence head, ``score_by="presence"``, else the span's own score, ``"span"``) and
+    ``span_scores`` (always the span's own score), each keyed by query id
+    (:func:`~stvg.ground.cache.query_id`)."""
+
+    info: VideoInfo
+    fingerprint: str
+    spans: list[tuple[int, int]]
+    windows: dict[str, dict[str, Any]]
+    scores: dict[str, float]
+    span_scores: dict[str, float]
+    score_by: str
+
+    def candidates(self, sentence: str) -> list[tuple[tuple[int, int], str]]:
+        """``(window, query id)`` of every window for ``sentence``, in order of start."""
+        return [(s, query_id(self.fingerprint, s, sentence)) for s in self.spans]
+
+
+@dataclasses.dataclass
 class Grounder:
     """A run ready to ground: its model, its settings and the cache under ``out``."""
 
@@ -222,10 +243,12 @@ class Grounder:
         cache = FeatureCache(cache_root(out, config), config, check)
         return cls(run, out, settings, model, info, cache, device, progress=progress)
 
-    def ground_video(
+    def score_windows(
         self, video: Path, pairs: list[Pair], info: VideoInfo | None = None
-    ) -> list[Grounding]:
-        """Every sentence of ``pairs`` (all on ``video``, probed as ``info``) grounded in it."""
+    ) -> WindowScores:
+        """Every window of ``video`` (probed as ``info``) predicted for every sentence of
+        ``pairs``: extracts what the cache lacks, then :func:`~stvg.evaluate.predict.
+        predict_dataset` with the run's model."""
         from stvg.evaluate.predict import predict_dataset
         from stvg.features.dataset import FeatureDataset
         from stvg.ground.cache import video_fingerprint
@@ -242,6 +265,7 @@ class Grounder:
         ids = [query_id(fingerprint, s, p.sentence) for p in pairs for s in spans]
         dataset = FeatureDataset(self.cache.root, SPLIT, int(config["num_frames"]), sample_ids=ids)
         scores: dict[str, float] = {}
+        span_scores: dict[str, float] = {}
         windows = predict_dataset(
             self.model,
             dataset,
@@ -251,13 +275,21 @@ class Grounder:
             frames_per_pass=config.get("frames_per_pass") or config["num_frames"],
             model_name=config.get("model_name", "csdvl"),
             scores=scores,
+            span_scores=span_scores,
         )
+        by = "presence" if self.info["model_config"].get("presence_head") else "span"
+        return WindowScores(info, fingerprint, spans, windows, scores, span_scores, by)
+
+    def ground_video(
+        self, video: Path, pairs: list[Pair], info: VideoInfo | None = None
+    ) -> list[Grounding]:
+        """Every sentence of ``pairs`` (all on ``video``, probed as ``info``) grounded in it."""
+        scored = self.score_windows(video, pairs, info)
+        info, spans = scored.info, scored.spans
         out = []
         for pair in pairs:
-            span, qid = best_window(
-                [(s, query_id(fingerprint, s, pair.sentence)) for s in spans], scores
-            )
-            found = windows[qid]
+            span, qid = best_window(scored.candidates(pair.sentence), scored.scores)
+            found = scored.windows[qid]
             out.append(
                 Grounding(
                     pair=pair,
@@ -267,9 +299,10 @@ class Grounder:
                     height=info.height,
                     tube=(int(found["tube"][0]), int(found["tube"][1])),
                     boxes={int(f): list(b) for f, b in found["boxes"].items()},
-                    score=scores[qid],
+                    score=scored.scores[qid],
                     window=span,
                     windows=len(spans),
+                    score_by=scored.score_by,
                 )
             )
         return out

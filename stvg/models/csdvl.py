@@ -42,6 +42,9 @@ Forward output (a dict):
 * ``d2s_attention`` [B, N, Ts, h2*w2], only with ``d2s_attention`` "output" or "prior": each
   dynamic-to-static block's cross-attention weights (heads averaged) of every frame's query over
   the cells of its clip;
+* ``presence_logits`` [B, Ts], only with ``presence_head``: per frame, "the described event is
+  here" (:class:`~stvg.models.heads.PresenceHead`, trained with BCE; ``stvg ground`` ranks
+  windows by it);
 * ``aux_boxes`` [B, N - 1, Ts, 4], only from ``model(batch, aux=True)``: the box head on every
   earlier layer's object queries (DETR's auxiliary decoder outputs).
 """
@@ -74,6 +77,7 @@ from stvg.models.heads import (
     BoxHead,
     ClipScoreHead,
     FrameScoreHead,
+    PresenceHead,
     TemporalHead,
     proposal_mask,
 )
@@ -171,6 +175,13 @@ class CSDVLConfig:
     # stream found the described motion, the static stream looks. Needs a d2s block (collab
     # d2s or full).
     d2s_attention: Literal["off", "output", "prior"] = "off"
+    # Not in the paper; for long videos read in windows. True: a presence head, per frame "the
+    # described event is here" from the object query and its clip's F_d, output as
+    # ``presence_logits`` [B, Ts] and trained with BCE (``loss_presence``; with ``negatives``,
+    # also on segments paired with a sentence that does not occur in them). The frame and clip
+    # scores are softmax-trained, so they rank frames within a segment but not across segments;
+    # this head's probabilities do, and ``stvg ground`` ranks windows by them.
+    presence_head: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -307,6 +318,7 @@ class CSDVL(nn.Module):
         self.temporal_head = TemporalHead(
             d, cfg.d_map, cfg.map_layers, cfg.map_kernel, text_fusion=cfg.temporal_text_fusion
         )
+        self.presence_head = PresenceHead(d) if cfg.presence_head else None
         self.query_text = nn.Linear(d, d) if cfg.query_from_text else None
         self.decoder_norm = nn.LayerNorm(d) if cfg.decoder_norm else None
         self._masks: dict[int, Tensor] = {}
@@ -396,6 +408,10 @@ class CSDVL(nn.Module):
             "clip_logits": self.clip_head(fd),
             "s2d_attention": torch.stack(maps, dim=1),
         }
+        if self.presence_head is not None:
+            index = clip_index.clamp(0, td - 1)[..., None].expand(-1, -1, fd.shape[-1])
+            per_frame = fd.gather(1, index)  # [B,Ts,d]: each frame's clip
+            out["presence_logits"] = self.presence_head(queries, per_frame)
         if guided:
             out["d2s_attention"] = torch.stack(d2s_maps, dim=1)
         if aux:

@@ -186,6 +186,20 @@ class FrameScoreHead(nn.Module):
         return self.fc(queries)[..., 0]
 
 
+class PresenceHead(nn.Module):
+    """Per-frame presence, "the described event is here" (not in the paper): an MLP on each frame's final
+    object query [B, Ts, d] joined with its clip's ``F_d`` [B, Ts, d] (appearance and motion)
+    -> logits [B, Ts], trained with binary cross-entropy (``stvg.train.losses.presence_loss``)
+    so that, unlike the softmax-trained frame scores, they compare across segments."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.ReLU(), nn.Linear(d_model, 1))
+
+    def forward(self, queries: Tensor, clip_features: Tensor) -> Tensor:
+        return self.mlp(torch.cat([queries, clip_features], dim=-1))[..., 0]
+
+
 def best_span(score_map: Tensor, map_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Argmax of the score map over valid proposals.
 

@@ -62,7 +62,11 @@ def csdvl_losses(
     from stvg.train.losses import aux_box_losses, compute_losses
 
     terms = compute_losses(
-        outputs, batch, attention=config.loss_att > 0, d2s_attention=config.loss_d2s_att > 0
+        outputs,
+        batch,
+        attention=config.loss_att > 0,
+        d2s_attention=config.loss_d2s_att > 0,
+        presence=getattr(config, "loss_presence", 0.0) > 0,
     )
     if config.aux_loss:
         terms.update(aux_box_losses(outputs["aux_boxes"], batch))
@@ -142,6 +146,31 @@ def csdvl_span(
     start, end, score = best_span(prob[None], records[-1]["map_mask"])  # clips [start, end)
     span = int(clip_spans[int(start)][0]), int(clip_spans[int(end) - 1][1])
     return (*span, float(score)) if with_score else span
+
+
+def presence_score(
+    records: Sequence[Record],
+    pass_frames: Sequence[np.ndarray],
+    stored_ids: np.ndarray,
+    span: Sequence[int],
+) -> float | None:
+    """How present the described event is in the chosen ``span`` (native frames, half-open):
+    the mean presence probability of the stored frames inside it, each frame's probability the
+    mean over the passes that saw it (``records[p]["presence"]`` [Ts] on stored frames
+    ``pass_frames[p]``); the highest frame's when no stored frame falls inside. ``None`` when
+    the records carry no ``presence`` (a model without a presence head). Unlike the span's own
+    score, comparable between segments: ``stvg ground`` ranks windows by it."""
+    if not records or any("presence" not in r for r in records):
+        return None
+    total = np.zeros(len(stored_ids))
+    seen = np.zeros(len(stored_ids))
+    for record, idx in zip(records, pass_frames, strict=True):
+        np.add.at(total, np.asarray(idx), record["presence"].float().numpy())
+        np.add.at(seen, np.asarray(idx), 1)
+    prob = total / np.maximum(seen, 1)
+    ids = np.asarray(stored_ids)
+    inside = (ids >= span[0]) & (ids < span[1]) & (seen > 0)
+    return float(prob[inside].mean()) if inside.any() else float(prob[seen > 0].max())
 
 
 def native_span(start: int, end: int, stored_ids: np.ndarray, segment: tuple[int, int]) -> tuple:

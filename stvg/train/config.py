@@ -67,6 +67,14 @@ class TrainConfig:
     # the d2s cross-attention's loss (not in the paper; stvg.train.losses.d2s_attention_loss);
     # needs model.d2s_attention=output or prior
     loss_d2s_att: float = 0.0
+    # Long videos (not in the paper; stvg.train.losses.presence_loss): the weight of the BCE of
+    # the per-frame presence logits against the tube; needs model.presence_head=true. 0: off.
+    loss_presence: float = 0.0
+    # Event-free queries (stvg.train.negatives): per epoch, round(negatives * n) extra queries
+    # of the n training ones, each a training segment paired with the sentence of a query of
+    # another video that no annotation of this video carries; their targets say "nowhere"
+    # (no tube, no box). 0: off. CSDVL only.
+    negatives: float = 0.0
     # DETR's auxiliary decoder losses: the l1 and giou terms, with their weights, also on the
     # boxes predicted from every earlier static decoder layer (terms aux_l1, aux_giou: sums over
     # those layers). Not stated by the CSDVL paper; MDETR and TubeDETR train with them.
@@ -94,6 +102,7 @@ class TrainConfig:
             "ta": self.loss_ta,
             "att": self.loss_att,
             "d2s_att": self.loss_d2s_att,
+            "presence": self.loss_presence,
         }
         if self.aux_loss:
             weights.update(aux_l1=self.loss_l1, aux_giou=self.loss_giou)
@@ -117,8 +126,10 @@ class TrainConfig:
         # lr 0 is allowed: the weights then stay as initialized (tests of --init use it)
         require(self.lr >= 0, "lr", self.lr, "must be >= 0", where)
         require(0 <= self.ema_decay < 1, "ema_decay", self.ema_decay, "must be in [0, 1)", where)
-        for key in ("weight_decay", "grad_clip", "warmup_steps", "num_workers") + tuple(
-            f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att", "d2s_att")
+        for key in (
+            ("weight_decay", "grad_clip", "warmup_steps", "num_workers")
+            + tuple(f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att", "d2s_att", "presence"))
+            + ("negatives",)
         ):
             value = getattr(self, key)
             require(value >= 0, key, value, "must be >= 0", where)
@@ -153,6 +164,17 @@ class TrainConfig:
                 value = getattr(self, key)
                 problem = "is a CSDVL setting (model_name=csdvl or stvgformer)"
                 require(value == off, key, value, problem, where)
+        for key in ("negatives", "loss_presence"):
+            value = getattr(self, key)
+            problem = "is a CSDVL setting (model_name=csdvl)"
+            require(value == 0 or self.model_name == "csdvl", key, value, problem, where)
+        require(
+            self.loss_presence == 0 or bool(self.model.get("presence_head", False)),
+            "loss_presence",
+            self.loss_presence,
+            "needs the presence head (model.presence_head=true)",
+            where,
+        )
         if self.init is not None:
             from stvg.models.mdetr import parse_init
 

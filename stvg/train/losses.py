@@ -30,6 +30,11 @@ place these numbers live: :class:`stvg.train.config.TrainConfig` takes its defau
 * ``d2s_att`` (not in the paper; ``loss_d2s_att``): the same cross-entropy on the
   dynamic-to-static cross-attention over the dynamic grid (:func:`d2s_attention_loss`), so that
   the block reads the described actor's motion, the one cue that tells a look-alike apart.
+* ``presence`` (not in the paper; ``loss_presence``, needs ``model.presence_head``): binary
+  cross-entropy between the per-frame ``presence_logits`` and ``frame_in_tube``, averaged over
+  every frame of the batch (:func:`presence_loss`). A negative query (a sentence paired with a
+  segment it does not occur in, :mod:`stvg.train.negatives`) has no frame in the tube: all its
+  targets are 0.
 """
 
 from __future__ import annotations
@@ -288,6 +293,14 @@ def d2s_attention_loss(
     return per_frame.mean(1)[mask.bool()].mean()
 
 
+def presence_loss(presence_logits: Tensor, frame_in_tube: Tensor) -> Tensor:
+    """``presence``: ``mean_{b,t} BCE(sigmoid(logit_bt), m_bt)`` over every frame of the batch,
+    ``presence_logits`` [B, Ts], ``frame_in_tube`` [B, Ts] bool (the targets)."""
+    return F.binary_cross_entropy_with_logits(
+        presence_logits, frame_in_tube.to(presence_logits.dtype), reduction="mean"
+    )
+
+
 def temporal_grounding_loss(score_map: Tensor, map_target: Tensor, map_mask: Tensor) -> Tensor:
     """BCE-with-logits between ``score_map`` [B, T, T] and ``map_target`` [B, T, T] (in [0, 1]),
     averaged over the valid proposals ``map_mask`` [T, T] of all samples."""
@@ -335,11 +348,13 @@ def compute_losses(
     clip_weight: float = CLIP_WEIGHT,
     attention: bool = False,
     d2s_attention: bool = False,
+    presence: bool = False,
 ) -> dict[str, Tensor]:
     """The unweighted terms ``{"l1", "giou", "tg", "ta"}`` for a batch, plus ``att`` with
-    ``attention`` (the spatial attention loss, not in the paper) and ``d2s_att`` with
+    ``attention`` (the spatial attention loss, not in the paper), ``d2s_att`` with
     ``d2s_attention`` (:func:`d2s_attention_loss`; needs the model's ``d2s_attention`` output
-    and ``frame_size`` [B, 2] and ``motion`` in ``targets``, as a collated feature batch has).
+    and ``frame_size`` [B, 2] and ``motion`` in ``targets``, as a collated feature batch has)
+    and ``presence`` with ``presence`` (:func:`presence_loss`; needs ``presence_logits``).
 
     ``outputs`` is the model's dict. ``targets`` (a collated feature batch works as is) needs
     ``boxes`` [B, Ts, 4], ``box_mask`` [B, Ts], ``frame_in_tube`` [B, Ts], and either
@@ -378,6 +393,14 @@ def compute_losses(
             targets["frame_size"],
             tuple(targets["motion"].shape[-2:]),
         )
+    if presence:
+        if "presence_logits" not in outputs:
+            raise InputError(
+                "the presence loss needs the model's presence_logits",
+                field="loss_presence",
+                hint="set model.presence_head=true",
+            )
+        terms["presence"] = presence_loss(outputs["presence_logits"], targets["frame_in_tube"])
     return terms
 
 

@@ -110,10 +110,12 @@ def model_inputs_from(dataset: Any) -> dict[str, int]:
 
 
 def train_dataset(features: str | Path, config: TrainConfig) -> Any:
-    """The training split of the store as the trainer reads it (``FeatureDataset``)."""
+    """The training split of the store as the trainer reads it (``FeatureDataset``), followed
+    by event-free queries with ``negatives`` (:class:`stvg.train.negatives.WithNegatives`)."""
     from stvg.features.dataset import FeatureDataset
+    from stvg.train.negatives import WithNegatives
 
-    return FeatureDataset(
+    dataset = FeatureDataset(
         features,
         config.train_split,
         config.num_frames,
@@ -121,6 +123,7 @@ def train_dataset(features: str | Path, config: TrainConfig) -> Any:
         jitter=config.frame_jitter,
         seed=config.seed,
     )
+    return WithNegatives(dataset, config.negatives, config.seed) if config.negatives else dataset
 
 
 # ----------------------------------------------------------------------------- run folder
