@@ -120,7 +120,7 @@ def bench_long_command(
     from stvg.bench.long import bench_long
     from stvg.bench.report import report
 
-    chosen = None if seeds is None else [int(v) for v in seeds.split(",") if v.strip()]
+    chosen = None if seeds is None else _seed_list(seeds)
     result = bench_long(run, features=features, quick=quick, draw=draw, seeds=chosen)
     typer.echo(report(result, json_out))
 
@@ -188,3 +188,13 @@ def bench_probes_command(
     result = run_probes(data, features, run, tuple(split))
     typer.echo(format_probes(result))
     typer.echo(report(result, json_out))
+
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds`` as non-negative integers, or a one-line error naming the option."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values or not all(v.isdigit() for v in values):
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of seeds (e.g. 0,1,2)", param_hint="'--seeds'"
+        )
+    return [int(v) for v in values]

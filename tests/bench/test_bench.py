@@ -81,3 +81,10 @@ def test_bench_train_times_the_trainers_step(monkeypatch, tmp_path):
     assert state.model_config["motion_channels"] == 27
     ratio = saved["step_ms_ram"] / saved["step_ms_store"]
     assert saved["ratio_store_vs_ram"] == pytest.approx(ratio, rel=1e-9)
+
+
+@pytest.mark.parametrize("seeds", ["0,a", ",", "-1"])
+def test_bench_long_refuses_a_malformed_seed_list(tmp_path, seeds):
+    result = CliRunner().invoke(app, ["bench", "long", "--run", str(tmp_path), "--seeds", seeds])
+    assert result.exit_code == 2
+    assert "--seeds" in result.output and "Traceback" not in result.output
