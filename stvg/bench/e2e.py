@@ -16,6 +16,12 @@ sample:
   :func:`stvg.train.trainer.train_step` (forward, weighted losses, backward, clip, AdamW, EMA)
   with the paper's optimization settings (:class:`stvg.train.config.TrainConfig` defaults).
 
+With several ``models`` (``stvg bench e2e --models csdvl,stvgformer,cgstvg,costa``) the
+backbones run once per sample and every model's heads take their step on it, each with its own
+state; each model gets its own ratio and FLOP ratio, and ``efficiency`` = ratio / FLOP ratio
+(1.0 when the heads run as fast per FLOP as the backbones; our target is >= 0.9). The
+backbones are tuned from the first model's gradients (the same arithmetic whichever model).
+
 From the cache: read the sample lazily from a zarr store plus the same heads step. Batch 1 on
 both sides, the same samples, the first one left out as warm-up; float32 (no autocast). The
 result also gives the frozen-backbone variant (forward only, what ``stvg extract`` runs once)
@@ -69,9 +75,46 @@ class _Flops:
         return result
 
 
-def bench_e2e(quick: bool) -> dict[str, Any]:
+def model_ratios(
+    per: dict[str, float], cached: dict[str, float], flops: dict[str, int], models: list[str]
+) -> dict[str, dict[str, float]]:
+    """Each model's ratios from the per-sample means: ``per`` holds ``decode``, ``video``,
+    ``tune``, ``forward`` and ``heads:<model>`` (seconds, end-to-end side), ``cached[model]`` the
+    read + step seconds from the cache, ``flops`` the counts of ``video_backbone``,
+    ``image_backbone``, ``text_backbone`` and ``heads:<model>``."""
+    backbone_flops = flops["video_backbone"] + flops["image_backbone"] + flops["text_backbone"]
+    out = {}
+    for m in models:
+        heads = per[f"heads:{m}"]
+        tuned = per["decode"] + per["video"] + per["tune"] + heads
+        frozen = per["decode"] + per["forward"] + heads
+        ratio = tuned / cached[m]
+        flop_ratio = (backbone_flops + flops[f"heads:{m}"]) / flops[f"heads:{m}"]
+        out[m] = {
+            "ratio_end_to_end_vs_cached": ratio,
+            "flop_ratio_end_to_end_vs_cached": flop_ratio,
+            "efficiency": ratio / flop_ratio,
+            "ratio_frozen_backbones_vs_cached": frozen / cached[m],
+            "end_to_end_s_per_sample": tuned,
+            "cached_s_per_sample": cached[m],
+            "heads_s_per_sample": heads,
+            "heads_gflops_per_sample": flops[f"heads:{m}"] / 1e9,
+            "heads_gflop_per_s": flops[f"heads:{m}"] / 1e9 / heads,
+        }
+    return out
+
+
+def heads_config(model: str) -> dict[str, Any]:
+    """``model``'s default (paper-size) heads over this benchmark's store channels."""
+    from stvg.models.zoo import model_entry
+
+    return model_entry(model).config(image_channels=2048, motion_channels=2304).to_dict()
+
+
+def bench_e2e(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     """Returns ``ratio_end_to_end_vs_cached`` (goal >= 20), the frozen-backbone ratio, the
-    per-sample breakdown in seconds and the FLOP ratio; see the module docstring."""
+    per-sample breakdown in seconds and the FLOP ratio (of the first model), and ``models``:
+    each model's ratios (:func:`model_ratios`); see the module docstring."""
     from stvg.data.synth import synthesize
     from stvg.extract import load_splits
     from stvg.extract.config import preset
@@ -80,12 +123,12 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     from stvg.features.dataset import FeatureDataset, collate
     from stvg.features.manifest import Manifest
     from stvg.features.store import create_store
-    from stvg.models import CSDVLConfig
     from stvg.train.config import TrainConfig
     from stvg.train.distributed import Distributed
     from stvg.train.state import new_state
     from stvg.train.trainer import train_step
 
+    models = list(models or ["csdvl"])
     s = _e2e_settings(quick)
     videos = 3 if quick else 4
     config = preset(
@@ -102,20 +145,19 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
     )
     torch.manual_seed(0)
     encoders = build_encoders(config)
-    heads = CSDVLConfig(image_channels=2048, motion_channels=2304).to_dict()
     tuned = [*encoders.image.body.parameters(), *encoders.text.model.parameters()]
     for p in tuned:  # the extraction encoders are frozen; the paper trains these two
         p.requires_grad_(True)
     backbone_optimizer = torch.optim.AdamW(tuned, lr=BACKBONE_LR, weight_decay=1e-4)
     flops = _Flops()
 
-    def heads_step(item: dict[str, Any], keep_input_grads: bool = False) -> dict[str, Any]:
+    def heads_step(model: str, item: dict[str, Any], keep_input_grads: bool = False) -> Any:
         batch = collate([item])
         if keep_input_grads:
             batch["image"].requires_grad_(True)
             batch["text"].requires_grad_(True)
 
-        flops.count("heads", train_step, state, batch)
+        flops.count(f"heads:{model}", train_step, states[model], batch)
         return batch
 
     def tune_backbones(decoded: Any, sample: Any, batch: dict[str, Any]) -> None:
@@ -143,7 +185,12 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="stvg-bench-e2e-") as tmp:
         # the heads as `stvg train` builds them (paper optimization settings), seeded above
-        state = new_state(TrainConfig(), heads, Path(tmp) / "run", Distributed("cpu"), 1, 1)
+        states = {
+            m: new_state(
+                TrainConfig(model_name=m), heads_config(m), Path(tmp) / m, Distributed("cpu"), 1, 1
+            )
+            for m in models
+        }
         data = Path(tmp) / "data"
         seconds = 2 * s["ts"] / 10  # 10 fps video: the 5 fps grid has exactly Ts frames
         synthesize(
@@ -152,9 +199,8 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
         )  # fmt: skip
         entries = plan_entries(load_splits("synthetic", data, ["train", "val", "test"]), data)
         store = create_store(Path(tmp) / "features", Manifest(dataset="bench", backbones={}))
-        cost: dict[str, list[float]] = {
-            k: [] for k in ("decode", "forward", "video", "heads", "tune", "read")
-        }
+        parts = ("decode", "forward", "video", "tune", "read", *(f"heads:{m}" for m in models))
+        cost: dict[str, list[float]] = {k: [] for k in parts}
         items = []
         for n, entry in enumerate(
             tqdm(entries, desc="bench e2e: end to end", unit="sample", disable=bar_disabled())
@@ -176,51 +222,58 @@ def bench_e2e(quick: bool) -> dict[str, Any]:
                     writer.write_query(sample, text, mask, entry.entry_id)
             ram = FeatureDataset(Path(tmp) / "features", entry.split, s["ts"], in_memory=True)
             item = ram.item(ram.entry_ids.index(entry.entry_id))
-            with Timer() as heads_time:
-                batch = heads_step(item, keep_input_grads=True)
+            batches = []
+            for m in models:
+                with Timer() as heads_time:
+                    batches.append(heads_step(m, item, keep_input_grads=True))
+                cost[f"heads:{m}"].append(heads_time.seconds)
             with Timer() as tune:
-                tune_backbones(decoded, entry.samples[0], batch)
+                tune_backbones(decoded, entry.samples[0], batches[0])
             items.append((entry.split, entry.entry_id))
             cost["decode"].append(decode.seconds)
             cost["forward"].append(forward.seconds)
             cost["video"].append(video.seconds)
-            cost["heads"].append(heads_time.seconds)
             cost["tune"].append(tune.seconds)
         flops.active = False
-        cached: list[float] = []
+        cached: dict[str, list[float]] = {m: [] for m in models}
         for split, entry_id in items:
             lazy = FeatureDataset(Path(tmp) / "features", split, s["ts"])
             index = lazy.entry_ids.index(entry_id)
             with Timer() as read:
                 item = lazy[index]
-            with Timer() as step:
-                heads_step(item)
             cost["read"].append(read.seconds)
-            cached.append(read.seconds + step.seconds)
+            for m in models:
+                with Timer() as step:
+                    heads_step(m, item)
+                cached[m].append(read.seconds + step.seconds)
     # the first sample warms up every kernel: leave it out of both sides
     per = {k: float(np.mean(v[1:])) for k, v in cost.items()}
-    from_cache = float(np.mean(cached[1:]))
+    from_cache = {m: float(np.mean(v[1:])) for m, v in cached.items()}
     # "forward": all three backbones without grad (the frozen variant); fine-tuned, the image
     # and text encoders run forward with grad and backward inside "tune", so the end-to-end
     # side is decode + the video encoder's forward + heads + tune.
-    frozen = per["decode"] + per["forward"] + per["heads"]
-    tuned_total = per["decode"] + per["video"] + per["heads"] + per["tune"]
     f = flops.totals
-    flops_cached = f["heads"]
-    flops_e2e = f["video_backbone"] + f["heads"] + f["image_backbone"] + f["text_backbone"]
+    ratios = model_ratios(per, from_cache, f, models)
+    first = ratios[models[0]]
     return {
-        "ratio_end_to_end_vs_cached": tuned_total / from_cache,
-        "ratio_frozen_backbones_vs_cached": frozen / from_cache,
-        "flop_ratio_end_to_end_vs_cached": flops_e2e / flops_cached,
-        "end_to_end_s_per_sample": tuned_total,
-        "cached_s_per_sample": from_cache,
+        **{
+            k: first[k]
+            for k in (
+                "ratio_end_to_end_vs_cached",
+                "ratio_frozen_backbones_vs_cached",
+                "flop_ratio_end_to_end_vs_cached",
+                "end_to_end_s_per_sample",
+                "cached_s_per_sample",
+            )
+        },  # fmt: skip
+        "models": ratios,
         "breakdown_s_per_sample": per,
         "gflops_per_sample": {k: v / 1e9 for k, v in f.items()},
         "samples_timed": len(items) - 1,
         "settings": {
             **s,
             "size": list(s["size"]),
-            "heads": "CSDVL d=256 N=6",
+            "heads": {m: "paper-size defaults" for m in models},
             "batch": 1,
             "fine_tuned": ["resnet101", "roberta-base"],
             "frozen": ["slowfast_r50_detection"],

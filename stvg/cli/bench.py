@@ -63,18 +63,41 @@ def bench_e2e_command(
     quick: bool = typer.Option(
         False, "--quick", help="A scaled setting (Ts 8, Td 4, small frames)."
     ),
+    models: str = typer.Option(
+        "csdvl", help="Comma-separated models whose heads are timed (e.g. csdvl,cgstvg)."
+    ),
+    threads: int = typer.Option(None, min=1, help="Torch threads (default: torch's)."),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
     """Cost per training sample end to end / heads from cache.
 
     End to end = decode + backbones + heads. Prints one JSON line:
-    {"ratio_end_to_end_vs_cached": x, ...} (goal >= 20). Backbones: ResNet101 C5, SlowFast R50,
-    RoBERTa-base with random weights; heads: CSDVL d=256 N=6.
+    {"ratio_end_to_end_vs_cached": x, ..., "models": {...}} (goal >= 20). Backbones: ResNet101
+    C5, SlowFast R50, RoBERTa-base with random weights; heads: each model's paper-size defaults.
+    Per model also the FLOP ratio and efficiency = ratio / FLOP ratio (1.0: the heads run as
+    fast per FLOP as the backbones).
     """
+    import torch
+
     from stvg.bench.e2e import bench_e2e
     from stvg.bench.report import report
+    from stvg.models.zoo import MODELS
 
-    typer.echo(report(bench_e2e(quick=quick), json_out))
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if not names or unknown:
+        raise typer.BadParameter(
+            f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(MODELS)}",
+            param_hint="--models",
+        )
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        typer.echo(report(bench_e2e(quick=quick, models=names), json_out))
+    finally:
+        torch.set_num_threads(before)
 
 
 @bench_app.command("video")

@@ -90,6 +90,7 @@ from torch import Tensor, nn
 from stvg.config import config_from_mapping, config_from_preset
 from stvg.errors import InputError
 from stvg.evaluate.boxes import box_cxcywh_to_xyxy
+from stvg.models.attention import Dropout, MultiheadAttention
 from stvg.models.box_reference import BOX_REFERENCES, cell_attention, reference_point
 from stvg.models.cgstvg_context import REFINEMENTS, InstanceContext, StageContext
 from stvg.models.collaboration import frame_to_clip_index
@@ -221,7 +222,7 @@ class SpatialDecodingBlock(nn.Module):
         super().__init__()
 
         def mha() -> nn.MultiheadAttention:
-            return nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+            return MultiheadAttention(d_model, n_heads, dropout=dropout)
 
         self.self_attn = mha()
         self.context_attn = mha() if guided else None  # absent in SDB_1 (eq. 5)
@@ -229,7 +230,7 @@ class SpatialDecodingBlock(nn.Module):
         self.norm_self = nn.LayerNorm(d_model)
         self.norm_context = nn.LayerNorm(d_model) if guided else None
         self.norm_cross = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
 
     def forward(
@@ -272,11 +273,11 @@ class TemporalDecodingBlock(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.self_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
+        self.cross_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.norm_self = nn.LayerNorm(d_model)
         self.norm_cross = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
 
     def forward(
@@ -304,7 +305,7 @@ class CGSTVG(nn.Module):
         self.image_proj = nn.Linear(cfg.image_channels, d)
         self.motion_proj = nn.Sequential(nn.Linear(cfg.motion_channels, d), nn.LayerNorm(d))
         self.text_proj = nn.Sequential(
-            nn.Linear(cfg.text_channels, d), nn.LayerNorm(d), nn.Dropout(cfg.dropout)
+            nn.Linear(cfg.text_channels, d), nn.LayerNorm(d), Dropout(cfg.dropout)
         )
         self.type_embed = nn.Parameter(torch.randn(3, d) * 0.02)  # E_typ: appearance/motion/text
         self.encoder = nn.ModuleList(

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stvg.models.attention import Dropout, MultiheadAttention
 from stvg.models.static_stream import scaled_attention_weights
 
 COLLAB_MODES = ("none", "s2d", "d2s", "full", "sum", "fc_sum", "concat_fc")
@@ -189,11 +190,11 @@ class DynamicToStatic(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
-        self.cross_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.mix_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.cross_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
+        self.mix_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.norm_cross = nn.LayerNorm(d_model)
         self.norm_mix = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self,

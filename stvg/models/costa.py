@@ -58,6 +58,7 @@ from torch import Tensor, nn
 
 from stvg.config import config_from_mapping, config_from_preset
 from stvg.errors import InputError
+from stvg.models.attention import Dropout
 from stvg.models.box_reference import BOX_REFERENCES, cell_attention
 from stvg.models.collaboration import GridSizes, frame_to_clip_index
 from stvg.models.costa_decoder import (
@@ -181,7 +182,7 @@ class CoSTA(nn.Module):
         )
         # MDETR's FeatureResizer for the text states, as CSDVL's static stream: FC + LN + dropout.
         self.text_proj = nn.Sequential(
-            nn.Linear(cfg.text_channels, d), nn.LayerNorm(d), nn.Dropout(cfg.dropout)
+            nn.Linear(cfg.text_channels, d), nn.LayerNorm(d), Dropout(cfg.dropout)
         )
         ff, drop = cfg.dim_feedforward, cfg.dropout
         self.encoder = SpaceTimeFusionEncoder(

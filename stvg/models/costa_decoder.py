@@ -29,6 +29,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from stvg.models.attention import Dropout, MultiheadAttention
 from stvg.models.box_reference import cell_attention, reference_point
 from stvg.models.heads import MLP
 from stvg.models.position import sine_position_1d
@@ -156,7 +157,7 @@ class ConcatCrossAttention(nn.Module):
         self.k_pos = nn.Linear(d_model, d_model)
         self.v = nn.Linear(d_model, d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
         self, x: Tensor, p: Tensor, m: Tensor, r: Tensor, pad: Tensor | None = None
@@ -186,11 +187,11 @@ class SpatialDecoderLayer(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.self_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.cross_attn = ConcatCrossAttention(d_model, n_heads, dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
 
     def forward(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from stvg.models.attention import Dropout, MultiheadAttention
 from stvg.models.position import sine_position_1d, sine_position_2d
 from stvg.models.static_stream import FeedForward
 
@@ -49,13 +50,9 @@ class TextVisualCrossAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.mean_pool = mean_pool
-        self.visual_to_text = nn.MultiheadAttention(
-            d_model, n_heads, dropout=dropout, batch_first=True
-        )
+        self.visual_to_text = MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.text_to_visual = (
-            nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-            if update_text
-            else None
+            MultiheadAttention(d_model, n_heads, dropout=dropout) if update_text else None
         )
 
     def forward(self, hv: Tensor, hl: Tensor, text_mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -90,7 +87,7 @@ class STCMTLayer(nn.Module):
         self.update_text = update_text
 
         def mha() -> nn.MultiheadAttention:
-            return nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+            return MultiheadAttention(d_model, n_heads, dropout=dropout)
 
         self.time_attn = mha()
         self.space_attn = mha()
@@ -100,7 +97,7 @@ class STCMTLayer(nn.Module):
         self.norm_space = nn.LayerNorm(d_model)
         self.norm_text = nn.LayerNorm(d_model)
         self.norm_cross_v = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn_v = FeedForward(d_model, dim_feedforward, dropout)
         if update_text:
             self.norm_cross_l = nn.LayerNorm(d_model)
@@ -153,7 +150,7 @@ class DynamicStream(nn.Module):
         self.spatial = spatial
         self.motion_proj = nn.Sequential(nn.Linear(motion_channels, d_model), nn.LayerNorm(d_model))
         self.text_proj = nn.Sequential(
-            nn.Linear(text_channels, d_model), nn.LayerNorm(d_model), nn.Dropout(dropout)
+            nn.Linear(text_channels, d_model), nn.LayerNorm(d_model), Dropout(dropout)
         )
         # The last layer's text output feeds nothing (the heads read only visual features), so
         # its text branch is not built: every parameter then gets a gradient.

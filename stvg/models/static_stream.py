@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stvg.models.attention import Dropout, MultiheadAttention
 from stvg.models.position import sine_position_1d, sine_position_2d
 
 
@@ -66,7 +67,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(d_model, dim_feedforward)
         self.linear2 = nn.Linear(dim_feedforward, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(d_model)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -78,9 +79,9 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.self_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
 
     def forward(self, x: Tensor, pos: Tensor, pad: Tensor | None) -> Tensor:
@@ -95,11 +96,11 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.self_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
+        self.cross_attn = MultiheadAttention(d_model, n_heads, dropout=dropout)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.ffn = FeedForward(d_model, dim_feedforward, dropout)
 
     def forward(
@@ -172,7 +173,7 @@ class StaticStream(nn.Module):
         self.image_proj = nn.Linear(image_channels, d_model)  # DETR's 1x1 input projection
         # MDETR's FeatureResizer for the text states: FC + LayerNorm + dropout.
         self.text_proj = nn.Sequential(
-            nn.Linear(text_channels, d_model), nn.LayerNorm(d_model), nn.Dropout(dropout)
+            nn.Linear(text_channels, d_model), nn.LayerNorm(d_model), Dropout(dropout)
         )
         self.encoder = nn.ModuleList(
             EncoderLayer(d_model, n_heads, dim_feedforward, dropout)

@@ -88,3 +88,38 @@ def test_bench_long_refuses_a_malformed_seed_list(tmp_path, seeds):
     result = CliRunner().invoke(app, ["bench", "long", "--run", str(tmp_path), "--seeds", seeds])
     assert result.exit_code == 2
     assert "--seeds" in result.output and "Traceback" not in result.output
+
+
+def test_e2e_model_ratios_by_hand():
+    """Two models on the same backbones: ratio, FLOP ratio and their quotient per model."""
+    from stvg.bench.e2e import model_ratios
+
+    per = {
+        "decode": 1.0,
+        "video": 5.0,
+        "tune": 10.0,
+        "forward": 4.0,
+        "heads:a": 2.0,
+        "heads:b": 4.0,
+    }
+    cached = {"a": 2.5, "b": 4.0}
+    flops = {
+        "video_backbone": 300, "image_backbone": 600, "text_backbone": 100,
+        "heads:a": 100, "heads:b": 250,
+    }  # fmt: skip
+    got = model_ratios(per, cached, flops, ["a", "b"])
+    assert got["a"]["ratio_end_to_end_vs_cached"] == pytest.approx(18.0 / 2.5)  # 1+5+10+2
+    assert got["a"]["flop_ratio_end_to_end_vs_cached"] == pytest.approx(1100 / 100)
+    assert got["a"]["efficiency"] == pytest.approx((18.0 / 2.5) / 11.0)
+    assert got["a"]["ratio_frozen_backbones_vs_cached"] == pytest.approx(7.0 / 2.5)  # 1+4+2
+    assert got["b"]["ratio_end_to_end_vs_cached"] == pytest.approx(20.0 / 4.0)
+    assert got["b"]["flop_ratio_end_to_end_vs_cached"] == pytest.approx(1250 / 250)
+    assert got["b"]["efficiency"] == pytest.approx(1.0)
+    assert got["b"]["heads_gflop_per_s"] == pytest.approx(250 / 1e9 / 4.0)
+
+
+@pytest.mark.parametrize("models", ["csdvl,nope", ","])
+def test_bench_e2e_refuses_an_unknown_model(models):
+    result = CliRunner().invoke(app, ["bench", "e2e", "--quick", "--models", models])
+    assert result.exit_code == 2
+    assert "--models" in result.output and "Traceback" not in result.output
