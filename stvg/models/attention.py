@@ -6,10 +6,11 @@ heads"): drawing dropout masks, the attention's own mask and softmax passes, lay
 drop-in replacements cut that share without changing what the model computes:
 
 * :func:`dropout` / :class:`Dropout`: inverted dropout. On a CUDA tensor it is
-  :func:`torch.nn.functional.dropout`. On a CPU tensor the mask is drawn from 15 random bits per
-  element, taken four to a 64-bit word of the default generator (so ``torch.manual_seed`` still
-  fixes it), which is several times cheaper than ``bernoulli_``. The drop probability is ``p``
-  rounded to a multiple of ``1 / 32768`` (0.1 becomes 0.1000061); kept values are scaled by
+  :func:`torch.nn.functional.dropout`. On a CPU tensor the mask compares 16 random bits per
+  element with a threshold, four elements to a 64-bit word of a PCG64 generator seeded, once per
+  call, by a draw from torch's default generator (so ``torch.manual_seed`` still fixes every
+  mask); that is several times cheaper than ``bernoulli_``. The drop probability is ``p`` rounded
+  to a multiple of ``1 / 65536`` (0.1 becomes 0.1000061); kept values are scaled by
   ``1 / (1 - p_rounded)``, so the expectation is unchanged.
 * :class:`MultiheadAttention`: a subclass of :class:`torch.nn.MultiheadAttention`, always
   batch-first, with the same parameters and state-dict keys (MDETR checkpoints load as before)
@@ -27,26 +28,27 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_BITS = 15  # random bits per element of a CPU dropout mask
-_LEVELS = 1 << _BITS
+_LEVELS = 1 << 16  # a CPU dropout mask draws 16 random bits per element
 
 
 def drop_threshold(p: float) -> int:
-    """Mask values below this (out of ``2**15``) are dropped: ``round(p * 2**15)``."""
+    """How many of the ``2**16`` values of an element's random bits drop it: ``round(p * 2**16)``."""
     return round(p * _LEVELS)
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> Tensor:
     """Bool mask of ``shape``, each element True (kept) with probability
-    ``1 - drop_threshold(p) / 2**15``, drawn from the default CPU generator."""
+    ``1 - drop_threshold(p) / 2**16`` (see the module docstring for the generator)."""
     n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()  # 63 random bits a word
-    bits = words.view(torch.int16)[:n].view(shape)
-    return bits.bitwise_and_(_LEVELS - 1) >= drop_threshold(p)
+    seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))  # torch's seed decides the mask
+    words = np.random.Generator(np.random.PCG64(seed)).bit_generator.random_raw((n + 3) // 4)
+    bits = torch.from_numpy(words.view(np.int16)[:n]).view(shape)  # uniform in [-2**15, 2**15)
+    return bits >= drop_threshold(p) - _LEVELS // 2
 
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -80,7 +82,8 @@ def additive_mask(
     dtype: torch.dtype,
 ) -> Tensor | None:
     """The two masks of :class:`torch.nn.MultiheadAttention` as one float mask broadcastable to
-    ``[b, h, lq, lk]`` (``-inf`` where a bool mask is True). ``attn_mask``: ``[lq, lk]`` or
+    ``[b, h, lq, lk]`` (``-inf`` where a bool mask is True), or None when they mask nothing
+    (a bool padding mask with no True is left out). ``attn_mask``: ``[lq, lk]`` or
     ``[b * h, lq, lk]``; ``key_padding_mask``: ``[b, lk]``."""
 
     def as_float(mask: Tensor) -> Tensor:
@@ -91,6 +94,9 @@ def additive_mask(
         return mask.to(dtype)
 
     mask = None
+    if key_padding_mask is not None and key_padding_mask.dtype == torch.bool:
+        if not bool(key_padding_mask.any()):  # masks nothing: skip a pass over the scores
+            key_padding_mask = None
     if attn_mask is not None:
         mask = as_float(attn_mask)
         mask = mask.view(b, h, *mask.shape[1:]) if mask.dim() == 3 else mask[None, None]

@@ -99,7 +99,7 @@ def test_attention_with_dropout_is_the_direct_formula():
     keep = keep_mask((2, H, 5, 6), p).float()
     weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8) + mask, -1)
     weights = torch.nan_to_num(weights, nan=0.0)
-    want = (weights * keep / (1 - drop_threshold(p) / 32768)) @ v
+    want = (weights * keep / (1 - drop_threshold(p) / 65536)) @ v
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert torch.all(got[0, :, 3] == 0)
 
@@ -110,8 +110,8 @@ def test_cpu_dropout_rate_and_scale(p):
     x = torch.ones(400_000)
     y = dropout(x, p)
     dropped = (y == 0).float().mean().item()
-    p_rounded = drop_threshold(p) / 32768
-    assert abs(p_rounded - p) <= 1 / 65536
+    p_rounded = drop_threshold(p) / 65536
+    assert abs(p_rounded - p) <= 1 / 131072
     # binomial: 5 standard deviations of the observed rate
     assert abs(dropped - p_rounded) < 5 * math.sqrt(p * (1 - p) / x.numel())
     assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - p_rounded)))
@@ -159,3 +159,19 @@ def test_model_outputs_unchanged_against_torch_attention():
         want = net(data)
     for key in ("pred_boxes", "score_map", "frame_logits", "clip_logits"):
         torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-5, msg=key)
+
+
+def test_a_padding_mask_that_masks_nothing_is_left_out():
+    from stvg.models.attention import additive_mask
+
+    none = torch.zeros(2, 5, dtype=torch.bool)
+    assert additive_mask(2, H, 3, 5, none, None, torch.float32) is None
+    some = none.clone()
+    some[1, 4] = True
+    mask = additive_mask(2, H, 3, 5, some, None, torch.float32)
+    assert (
+        mask.shape == (2, 1, 1, 5)
+        and torch.isneginf(mask[1, 0, 0, 4])
+        and mask.sum() == float("-inf")
+    )
+    assert torch.count_nonzero(mask) == 1
