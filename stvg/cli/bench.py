@@ -173,9 +173,9 @@ def bench_zoo_command(
     runs CSDVL's collaboration ablation (none / s2d / d2s / full) and says whether the paper's
     ordering full > one direction > none holds beyond the seed spread. Writes OUT/zoo.json,
     zoo.md and zoo.png; a rerun skips finished trainings. Budget: with the defaults (240
-    videos, 8 epochs, 3 seeds, 2 jobs of 1 thread) the 18 trainings of three models plus the
-    ablation take about 53 minutes on a quiet 2-core CPU (measured); with a fourth model of
-    CSDVL's cost use --epochs 7 to stay within 60 (BENCHMARKS.md, "Model zoo").
+    videos, 7 epochs, 3 seeds, 2 jobs of 1 thread) the 21 trainings of the four models plus
+    the ablation took 58 minutes on a 2-core CPU that other jobs shared, about 40 quiet
+    (measured; BENCHMARKS.md, "Model zoo").
     """
     from stvg.bench.zoo import ZooConfig, run_zoo
 
