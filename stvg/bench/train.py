@@ -27,12 +27,19 @@ SIZES = {"quick": (8, 4, 4), "full": (32, 8, 8)}
 WARMUP_STEPS = 3
 
 
-def _write_random_store(root: Path, videos: int, frames: int, seed: int = 0) -> None:
-    """A store with the shapes of the synthetic demo's features, random values (fp16).
+def _write_random_store(
+    root: Path,
+    videos: int,
+    frames: int,
+    seed: int = 0,
+    image: tuple[int, int, int] = (192, 8, 10),
+    motion: tuple[int, int, int] = (27, 7, 7),
+) -> None:
+    """A store of random features (fp16) in the ``train`` split; values do not matter for speed.
 
-    Per video: ``frames`` static maps [192, 8, 10] (the ``pixels`` encoder's 16-px cells of
-    120x160 frames), 16 clips [27, 7, 7] (``pixelflow``), two queries of 10-14 tokens [768].
-    Values do not matter for speed.
+    Per video: ``frames`` static maps of shape ``image`` (by default the synthetic demo's
+    ``pixels`` encoder: 16-px cells of 120x160 frames), 16 clips of shape ``motion`` (default
+    ``pixelflow``), two queries of 10-14 tokens [768].
     """
     from stvg.data.sample import Sample
     from stvg.features.manifest import Manifest
@@ -48,9 +55,9 @@ def _write_random_store(root: Path, videos: int, frames: int, seed: int = 0) -> 
             writer.write_video(
                 entry,
                 np.arange(0, length, 2),
-                rng.random((frames, 192, 8, 10), dtype=np.float32),
+                rng.random((frames, *image), dtype=np.float32),
                 spans,
-                rng.random((16, 27, 7, 7), dtype=np.float32),
+                rng.random((16, *motion), dtype=np.float32),
             )
             for q in range(2):
                 tokens = int(rng.integers(10, 15))

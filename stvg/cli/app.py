@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from stvg import __version__
 from stvg.errors import InputError
+from stvg.memory import keep_freed_memory
 from stvg.progress import set_quiet
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,6 +113,7 @@ def _root(
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     set_quiet(quiet)
+    keep_freed_memory()  # big tensors without a page fault per use (stvg.memory)
 
 
 def fail(error: InputError | str, code: int = 2) -> typer.Exit:

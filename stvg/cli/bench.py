@@ -81,16 +81,8 @@ def bench_e2e_command(
 
     from stvg.bench.e2e import bench_e2e
     from stvg.bench.report import report
-    from stvg.models.zoo import MODELS
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in names if m not in MODELS]
-    if not names or unknown:
-        raise typer.BadParameter(
-            f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
-            f"choose from {', '.join(MODELS)}",
-            param_hint="--models",
-        )
+    names = _model_list(models)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -98,6 +90,34 @@ def bench_e2e_command(
         typer.echo(report(bench_e2e(quick=quick, models=names), json_out))
     finally:
         torch.set_num_threads(before)
+
+
+@bench_app.command("memory")
+@command
+def bench_memory_command(
+    quick: bool = typer.Option(
+        False, "--quick", help="Small inputs (Ts 8, small maps) instead of the e2e full size."
+    ),
+    models: str = typer.Option(
+        "csdvl", help="Comma-separated models whose heads are timed (e.g. csdvl,cgstvg)."
+    ),
+    reps: int = typer.Option(3, min=1, help="Timed steps per model and setting."),
+    threads: int = typer.Option(None, min=1, help="Torch threads (default: torch's)."),
+    json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
+) -> None:
+    """The heads' training step with glibc's malloc defaults and with freed memory kept.
+
+    Every stvg command keeps freed memory in the process (blocks up to 1 GiB from the heap;
+    STVG_MALLOC=system turns that off). This times each model's paper-size training step on one
+    sample of random features of the e2e full-size shapes both ways, each in a child process of
+    its own. Prints one JSON line: per model the step seconds, median, peak RSS, "speedup"
+    (defaults / kept) and "rss_ratio" (kept / defaults).
+    """
+    from stvg.bench.memory import bench_memory
+    from stvg.bench.report import report
+
+    names = _model_list(models)
+    typer.echo(report(bench_memory(names, quick, reps, threads), json_out))
 
 
 @bench_app.command("video")
@@ -221,3 +241,18 @@ def _seed_list(text: str) -> list[int]:
             f"{text!r} is not a comma-separated list of seeds (e.g. 0,1,2)", param_hint="'--seeds'"
         )
     return [int(v) for v in values]
+
+
+def _model_list(text: str) -> list[str]:
+    """The models of a comma-separated ``--models``; an empty or unknown name is a usage error."""
+    from stvg.models.zoo import MODELS
+
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in MODELS]
+    if not names or unknown:
+        raise typer.BadParameter(
+            f"unknown model(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(MODELS)}",
+            param_hint="--models",
+        )
+    return names

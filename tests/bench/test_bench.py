@@ -1,5 +1,5 @@
-"""The benchmarks' shared pieces (one clock, one output) and ``stvg bench train`` timing the
-trainer's own step."""
+"""The benchmarks' shared pieces (one clock, one output), ``stvg bench train`` timing the
+trainer's own step, ``bench e2e``'s ratios and ``bench memory``'s child processes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 
 import stvg.bench.train as bench_train_module
 import stvg.train.trainer as trainer
+from stvg.bench.memory import bench_memory
 from stvg.bench.report import report
 from stvg.bench.timer import Timer, timed
 from stvg.cli import app
+from stvg.memory import _glibc
 
 
 def test_timer_wall_and_cpu_time():
@@ -118,8 +120,24 @@ def test_e2e_model_ratios_by_hand():
     assert got["b"]["heads_gflop_per_s"] == pytest.approx(250 / 1e9 / 4.0)
 
 
+@pytest.mark.parametrize("command", ["e2e", "memory"])
 @pytest.mark.parametrize("models", ["csdvl,nope", ","])
-def test_bench_e2e_refuses_an_unknown_model(models):
-    result = CliRunner().invoke(app, ["bench", "e2e", "--quick", "--models", models])
+def test_bench_refuses_an_unknown_model(command, models):
+    result = CliRunner().invoke(app, ["bench", command, "--quick", "--models", models])
     assert result.exit_code == 2
     assert "--models" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc")
+def test_bench_memory_runs_each_setting_in_its_own_process():
+    """Quick shapes, one timed step: the 'system' child left glibc's defaults and the 'kept'
+    child set the thresholds; speed-up and RSS ratio are the children's figures divided."""
+    got = bench_memory(["costa"], quick=True, reps=1, threads=1)["models"]["costa"]
+    assert got["system"]["kept"] is False and got["kept"]["kept"] is True
+    for setting in ("system", "kept"):
+        assert len(got[setting]["seconds"]) == 1
+        assert got[setting]["median_s"] == got[setting]["seconds"][0] > 0
+        assert got[setting]["peak_rss_gb"] > 0.1  # a 37M-parameter model with AdamW state
+    assert got["speedup"] == got["system"]["median_s"] / got["kept"]["median_s"]
+    assert got["rss_ratio"] == got["kept"]["peak_rss_gb"] / got["system"]["peak_rss_gb"]
