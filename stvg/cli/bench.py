@@ -105,7 +105,7 @@ def bench_memory_command(
     threads: int = typer.Option(None, min=1, help="Torch threads (default: torch's)."),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
-    """The heads' training step with glibc's malloc defaults and with freed memory kept.
+    """Heads' step time, glibc malloc defaults / freed memory kept.
 
     Every stvg command keeps freed memory in the process (blocks up to 1 GiB from the heap;
     STVG_MALLOC=system turns that off). This times each model's paper-size training step on one
