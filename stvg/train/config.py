@@ -75,6 +75,10 @@ class TrainConfig:
     # another video that no annotation of this video carries; their targets say "nowhere"
     # (no tube, no box). 0: off. CSDVL only.
     negatives: float = 0.0
+    # Outside negatives (stvg.train.negatives): per epoch, round(negatives_outside * n) more
+    # event-free queries, each a training query's own sentence on the longer side of its
+    # segment that its tube leaves free (the actor there, not doing it). 0: off. CSDVL only.
+    negatives_outside: float = 0.0
     # DETR's auxiliary decoder losses: the l1 and giou terms, with their weights, also on the
     # boxes predicted from every earlier static decoder layer (terms aux_l1, aux_giou: sums over
     # those layers). Not stated by the CSDVL paper; MDETR and TubeDETR train with them.
@@ -129,7 +133,7 @@ class TrainConfig:
         for key in (
             ("weight_decay", "grad_clip", "warmup_steps", "num_workers")
             + tuple(f"loss_{k}" for k in ("l1", "giou", "tg", "ta", "att", "d2s_att", "presence"))
-            + ("negatives",)
+            + ("negatives", "negatives_outside")
         ):
             value = getattr(self, key)
             require(value >= 0, key, value, "must be >= 0", where)
@@ -164,7 +168,7 @@ class TrainConfig:
                 value = getattr(self, key)
                 problem = "is a CSDVL setting (model_name=csdvl or stvgformer)"
                 require(value == off, key, value, problem, where)
-        for key in ("negatives", "loss_presence"):
+        for key in ("negatives", "negatives_outside", "loss_presence"):
             value = getattr(self, key)
             problem = "is a CSDVL setting (model_name=csdvl)"
             require(value == 0 or self.model_name == "csdvl", key, value, problem, where)

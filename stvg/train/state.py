@@ -127,7 +127,7 @@ def model_inputs_from(dataset: Any) -> dict[str, int]:
 
 def train_dataset(features: str | Path, config: TrainConfig) -> Any:
     """The training split of the store as the trainer reads it (``FeatureDataset``), followed
-    by event-free queries with ``negatives`` (:class:`stvg.train.negatives.WithNegatives`)."""
+    by event-free queries with ``negatives`` or ``negatives_outside`` (:class:`stvg.train.negatives.WithNegatives`)."""
     from stvg.features.dataset import FeatureDataset
     from stvg.train.negatives import WithNegatives
 
@@ -139,7 +139,9 @@ def train_dataset(features: str | Path, config: TrainConfig) -> Any:
         jitter=config.frame_jitter,
         seed=config.seed,
     )
-    return WithNegatives(dataset, config.negatives, config.seed) if config.negatives else dataset
+    if not (config.negatives or config.negatives_outside):
+        return dataset
+    return WithNegatives(dataset, config.negatives, config.seed, config.negatives_outside)
 
 
 # ----------------------------------------------------------------------------- run folder

@@ -15,8 +15,12 @@ from stvg.train.negatives import (
     WithNegatives,
     caption_key,
     draw_negative,
+    draw_outside,
     is_negative,
     make_negative,
+    outside_frames,
+    outside_side,
+    stretch,
     video_captions,
 )
 
@@ -212,3 +216,87 @@ def test_settings_default_off_and_checked():
         resolve("synthetic", ["negatives=-1"])
     with pytest.raises(InputError, match="CSDVL"):
         resolve("synthetic", ["model_name=cgstvg", "negatives=0.5"])
+
+
+# ------------------------------------------------------------------ outside negatives
+
+
+def test_outside_side_is_the_longer_free_part():
+    before = make_sample("x", segment=(0, 60), tube=(40, 50))
+    after = make_sample("y", segment=(0, 60), tube=(5, 20))
+    tie = make_sample("z", segment=(10, 50), tube=(20, 40))
+    assert outside_side(before) == (0, 40)
+    assert outside_side(after) == (20, 60)
+    assert outside_side(tie) == (10, 20)
+
+
+def test_stretch_spreads_in_order():
+    assert stretch(np.array([7, 8, 9]), 6).tolist() == [7, 7, 8, 8, 9, 9]  # floor((k+.5)/2)
+    assert stretch(np.array([1, 2, 3, 4]), 2).tolist() == [2, 4]  # floor(1), floor(3)
+
+
+def test_outside_frames_need_a_third_of_the_segment():
+    stored = np.arange(0, 60, 5)  # 0, 5, ..., 55
+    wide = make_sample("w", segment=(0, 60), tube=(0, 30))  # [30, 60): 50 %
+    assert stored[outside_frames(wide, stored, 0.3)].tolist() == [30, 35, 40, 45, 50, 55]
+    narrow = make_sample("n", segment=(0, 60), tube=(10, 50))  # sides of 10: 17 %
+    assert outside_frames(narrow, stored, 0.3) is None
+
+
+def test_an_outside_negative_sees_only_the_free_side(tmp_path):
+    from stvg.bench.train import _write_random_store
+    from stvg.features.dataset import FeatureDataset
+
+    # 16 stored frames 0, 2, ..., 30 of a 32-frame segment, 16 clips of 2 frames, tube [8, 16):
+    # the free side is [16, 32), frames 16..30 (stored indices 8..15), clips 8..15
+    _write_random_store(tmp_path / "s", videos=2, frames=16)
+    base = FeatureDataset(tmp_path / "s", "train", num_frames=4, in_memory=True)
+    data = WithNegatives(base, 0.0, seed=1, outside=1.0)
+    assert len(data) == 4 + 4
+    for epoch in range(2):
+        for index in range(4, 8):
+            item = data[(index, epoch)]
+            anchor, frames = data.outside(index - 4, epoch)
+            assert frames.tolist() == list(range(8, 16))
+            # Ts 4 of the 8 free frames, stretch: floor((k + .5) * 2) = 1, 3, 5, 7
+            assert item["frame_ids"].tolist() == [18, 22, 26, 30]
+            # Td 16 slots of the 8 free clips: each twice, in order
+            spans = item["clip_spans"].tolist()
+            assert spans == [[16 + 2 * (j // 2), 18 + 2 * (j // 2)] for j in range(16)]
+            whole = base.item(anchor)
+            assert torch.equal(item["motion"], whole["motion"][8 + torch.arange(16) // 2])
+            assert torch.equal(
+                item["image"], base.item(anchor, frames=np.array([9, 11, 13, 15]))["image"]
+            )
+            assert torch.equal(item["text"], whole["text"])  # its own sentence
+            # frame 18 is the center-nearest of clip [18, 20) (slots 2, 3): the first, 2
+            assert item["frame_clip_index"].tolist() == [2, 6, 10, 14]
+            for key in ("box_mask", "frame_in_tube", "clip_in_tube"):
+                assert not item[key].any()
+            assert item["span"].tolist() == [0.0, 0.0]
+    assert data[(0, 0)]["frame_in_tube"].any()  # positives as they are
+    # the same key, the same draw
+    assert data.outside(2, 5)[0] == data.outside(2, 5)[0]
+
+
+def test_no_outside_negative_without_a_free_side(tmp_path):
+    samples = [make_sample(f"s{i}", segment=(0, 60), tube=(10, 50)) for i in range(3)]
+
+    class Base:
+        def __init__(self):
+            self.samples = samples
+
+        def stored_frame_ids(self, index):
+            return np.arange(0, 60, 5)
+
+    with pytest.raises(InputError, match="outside negative"):
+        draw_outside(Base(), (0, 0, 0, 1), 0.3)
+
+
+def test_outside_negatives_setting_is_checked():
+    on = resolve("synthetic", ["negatives_outside=0.5"])
+    assert on.to_json()["negatives_outside"] == 0.5
+    with pytest.raises(InputError, match="negatives_outside"):
+        resolve("synthetic", ["negatives_outside=-0.1"])
+    with pytest.raises(InputError, match="CSDVL"):
+        resolve("synthetic", ["model_name=costa", "negatives_outside=0.5"])
