@@ -182,6 +182,7 @@ def predict_dataset(
     model_name: str | None = None,
     scores: dict[str, float] | None = None,
     span_scores: dict[str, float] | None = None,
+    frame_presence: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predict every query of a :class:`~stvg.features.dataset.FeatureDataset`.
 
@@ -189,7 +190,9 @@ def predict_dataset(
     the best window): the presence of the described event in the chosen span when the model
     has a presence head (:func:`stvg.models.zoo.presence_score`), else the model's own measure
     of the chosen span (:mod:`stvg.models.zoo`). ``span_scores``, when given, receives the
-    latter in any case.
+    latter in any case. ``frame_presence``, when given and the model has a presence head,
+    receives per sample id the stored frame ids its passes saw and each one's presence
+    probability (mean over the passes that saw it).
 
     ``model_name`` (a key of :data:`stvg.models.zoo.MODELS`; default: that of ``model``'s
     class) decides how the passes' outputs give the span (:mod:`stvg.models.zoo`). ``model``
@@ -207,7 +210,7 @@ def predict_dataset(
     from stvg.errors import InputError
     from stvg.evaluate.ensemble import average_boxes, average_records
     from stvg.features.dataset import collate
-    from stvg.models.zoo import model_entry, name_of, presence_score
+    from stvg.models.zoo import model_entry, name_of, presence_by_frame, presence_score
 
     models = [model] if isinstance(model, torch.nn.Module) else list(model)
     if model_name is None:
@@ -238,6 +241,10 @@ def predict_dataset(
             sample, stored = dataset.samples[index], dataset.stored_frame_ids(index)
             clip_spans = item["clip_spans"].numpy()
             query_records = records.pop(index)
+            if frame_presence is not None and "presence" in query_records[0]:
+                frame_presence[sample.sample_id] = presence_by_frame(
+                    query_records, passes[index], stored
+                )
             span = entry.span(
                 query_records, passes[index], stored, clip_spans, tuple(sample.segment),
                 with_score=scores is not None or span_scores is not None,

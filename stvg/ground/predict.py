@@ -5,10 +5,12 @@ predict_dataset`: every stored frame seen, the span and its score from the model
 :mod:`stvg.models.zoo`, boxes on every native frame of the window). A sentence's tube is that of
 the window that scores highest (the earliest on a tie): its span, already in native frame ids of
 the whole video, and its boxes, which cover that window only. A window's score is the presence
-of the described event in its span when the run has a presence head (``model.presence_head``,
-:func:`stvg.models.zoo.presence_score`: trained with BCE, and with event-free negatives,
-comparable across windows), else the span's own score (the model's measure of its span, which a
-run trained only on segments holding the event does not calibrate across segments).
+of the described event in its span when the run has a presence head (``model.presence_head``:
+trained with BCE, and with event-free negatives, comparable across windows): the mean over the
+stored frames in the span of each frame's presence probability averaged over every window that
+saw it (windows overlap by half, so most frames are seen twice; :func:`overlap_scores`). Else it
+is the span's own score (the model's measure of its span, which a run trained only on segments
+holding the event does not calibrate across segments).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Grounding:
     score: float
     window: Span
     windows: int
-    score_by: str = "span"  # "presence" (the run's presence head) or "span" (the span's own)
+    # "presence_overlap" (the run's presence head, averaged over windows) or "span" (its own)
+    score_by: str = "span"
     pictures: list[str] = field(default_factory=list)
 
     @property
@@ -78,6 +81,34 @@ def best_window(candidates: list[tuple[Span, str]], scores: dict[str, float]) ->
         if scores[candidate[1]] > scores[best[1]]:
             best = candidate
     return best
+
+
+def overlap_scores(
+    candidates: list[tuple[Span, str]],
+    frame_presence: dict[str, tuple[Any, Any]],
+    tubes: dict[str, Span],
+) -> dict[str, float]:
+    """Window scores from the presence of each stored frame averaged over every window that
+    saw it (windows overlap: most frames are seen twice): per ``(window, query id)`` of
+    ``candidates``, the mean of those averages over the stored frames inside the window's
+    ``tubes[query id]``, or their maximum over the window when none falls inside."""
+    import numpy as np
+
+    total: dict[int, float] = {}
+    seen: dict[int, int] = {}
+    for _, qid in candidates:
+        ids, prob = frame_presence[qid]
+        for f, p in zip(np.asarray(ids).tolist(), np.asarray(prob).tolist(), strict=True):
+            total[f] = total.get(f, 0.0) + p
+            seen[f] = seen.get(f, 0) + 1
+    out = {}
+    for _, qid in candidates:
+        ids = np.asarray(frame_presence[qid][0]).tolist()
+        mean = [total[f] / seen[f] for f in ids]
+        t0, t1 = tubes[qid]
+        inside = [m for f, m in zip(ids, mean, strict=True) if t0 <= f < t1]
+        out[qid] = float(np.mean(inside)) if inside else float(max(mean))
+    return out
 
 
 def write_groundings(path: str | Path, groundings: list[Grounding], run: str | Path) -> Path:

@@ -162,15 +162,24 @@ def presence_score(
     score, comparable between segments: ``stvg ground`` ranks windows by it."""
     if not records or any("presence" not in r for r in records):
         return None
+    ids, prob = presence_by_frame(records, pass_frames, stored_ids)
+    inside = (ids >= span[0]) & (ids < span[1])
+    return float(prob[inside].mean()) if inside.any() else float(prob.max())
+
+
+def presence_by_frame(
+    records: Sequence[Record], pass_frames: Sequence[np.ndarray], stored_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored frame ids the passes saw, in order, and each one's presence probability: the
+    mean over the passes that saw it (``records[p]["presence"]`` [Ts] on stored frames
+    ``pass_frames[p]``)."""
     total = np.zeros(len(stored_ids))
     seen = np.zeros(len(stored_ids))
     for record, idx in zip(records, pass_frames, strict=True):
         np.add.at(total, np.asarray(idx), record["presence"].float().numpy())
         np.add.at(seen, np.asarray(idx), 1)
-    prob = total / np.maximum(seen, 1)
-    ids = np.asarray(stored_ids)
-    inside = (ids >= span[0]) & (ids < span[1]) & (seen > 0)
-    return float(prob[inside].mean()) if inside.any() else float(prob[seen > 0].max())
+    kept = seen > 0
+    return np.asarray(stored_ids)[kept], total[kept] / seen[kept]
 
 
 def native_span(start: int, end: int, stored_ids: np.ndarray, segment: tuple[int, int]) -> tuple:

@@ -102,3 +102,31 @@ def test_windows_choose_by_presence_when_present(presence):
         assert scores == span_scores
     candidates = [((0, 10), "w0"), ((5, 15), "w1")]
     assert best_window(candidates, scores) == candidates[1 if presence else 0]
+
+
+def test_presence_by_frame_keeps_the_seen_frames():
+    from stvg.models.zoo import presence_by_frame
+
+    stored = np.array([0, 5, 10, 15])
+    records = [{"presence": torch.tensor([0.2, 0.6])}, {"presence": torch.tensor([0.4, 0.8])}]
+    ids, prob = presence_by_frame(records, [np.array([0, 1]), np.array([1, 3])], stored)
+    assert ids.tolist() == [0, 5, 15]  # frame 10 unseen
+    assert prob.tolist() == pytest.approx([0.2, 0.5, 0.8])  # frame 5: (0.6 + 0.4) / 2
+
+
+def test_overlap_scores_average_each_frame_over_its_windows():
+    from stvg.ground.predict import overlap_scores
+
+    # window a sees frames 0, 10; window b frames 10, 20: frame 10 is (0.6 + 0.2) / 2 = 0.4
+    candidates = [((0, 20), "a"), ((10, 30), "b")]
+    presence = {
+        "a": (np.array([0, 10]), np.array([0.2, 0.6])),
+        "b": (np.array([10, 20]), np.array([0.2, 0.9])),
+    }
+    scores = overlap_scores(candidates, presence, {"a": (0, 15), "b": (25, 28)})
+    assert scores["a"] == pytest.approx((0.2 + 0.4) / 2)
+    assert scores["b"] == pytest.approx(0.9)  # no frame inside its tube: its highest, 0.9
+    # with b's tube on frame 10, b scores the averaged 0.4, not its own 0.2
+    assert overlap_scores(candidates, presence, {"a": (0, 1), "b": (10, 11)})["b"] == pytest.approx(
+        0.4
+    )
