@@ -177,3 +177,47 @@ def test_extract_like_takes_the_runs_settings(tiny_run, tiny_data, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "--like takes every feature setting from the run; drop --td" in result.output
+
+
+def test_a_presence_run_ranks_windows_by_presence_over_their_overlap(tiny_train_features, tmp_path):
+    """A run with a presence head (trained one step with both kinds of negatives): each window
+    scores the mean, over the stored frames of its tube, of every frame's presence averaged
+    over all the windows that saw it; the best of those is the tube given."""
+    from stvg.data.synth.long import synthesize_long
+    from stvg.ground.inputs import gather_pairs
+    from stvg.ground.run import Grounder
+    from stvg.train import run as train
+    from stvg.train.config import resolve
+
+    settings = [*TINY_TRAIN, "validate=false", "max_steps=1", "num_workers=0"]
+    settings += ["model.presence_head=true", "loss_presence=1", "negatives=0.5"]
+    settings += ["negatives_outside=0.5"]
+    train(tiny_train_features, tmp_path / "run", resolve("synthetic", settings), progress=False)
+    sample = synthesize_long(
+        tmp_path / "data", seconds=5.0, event_seconds=1.0, event_at=3.1, actors=2, size=(64, 48)
+    )
+    (pair,) = gather_pairs(tmp_path / "data" / sample.video_path, [sample.caption])
+    grounder = Grounder.load(tmp_path / "run", tmp_path / "g", progress=False)
+    scored = grounder.score_windows(pair.video, [pair])
+    assert scored.score_by == "presence_overlap"
+    candidates = scored.candidates(pair.sentence)
+    assert len(candidates) == 4
+    seen: dict[int, list[float]] = {}
+    for _, qid in candidates:
+        for f, p in zip(*scored.frame_presence[qid], strict=True):
+            seen.setdefault(int(f), []).append(float(p))
+    assert max(len(v) for v in seen.values()) == 2  # windows overlap by half
+    for _, qid in candidates:
+        t0, t1 = scored.windows[qid]["tube"]
+        inside = [
+            np.mean(seen[f]) for f in seen if t0 <= f < t1 and f in scored.frame_presence[qid][0]
+        ]
+        want = (
+            np.mean(inside)
+            if inside
+            else max(np.mean(seen[int(f)]) for f in scored.frame_presence[qid][0])
+        )
+        assert scored.scores[qid] == pytest.approx(want)
+    (found,) = grounder.ground_video(pair.video, [pair])
+    best = max(candidates, key=lambda c: (scored.scores[c[1]], -c[0][0]))
+    assert found.window == best[0] and found.score_by == "presence_overlap"
