@@ -7,7 +7,9 @@ from deep inside torch. It imports torch, so only commands that run a network ca
 
 from __future__ import annotations
 
+import contextlib
 import re
+from typing import Any
 
 from stvg.errors import InputError
 
@@ -38,3 +40,24 @@ def resolve_device(name: str, option: str = "--device") -> str:
     if text == "mps" and not torch.backends.mps.is_available():
         raise InputError(f"{option} {name}: MPS is not available on this machine; use cpu or auto")
     return text
+
+
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def autocast(device: Any, amp: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on ``device`` (a ``torch.device``): ``amp`` ``"off"`` runs float32 (a
+    null context), ``"bf16"`` / ``"fp16"`` autocast to bfloat16 / float16; float16 only on
+    CUDA (an :class:`InputError` naming ``amp`` elsewhere, as torch has no CPU gradient scaler
+    worth using)."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    if amp not in AMP_DTYPES:
+        raise InputError(f"amp {amp!r}: expected off, bf16 or fp16", field="amp")
+    if amp == "fp16" and device.type != "cuda":
+        raise InputError(
+            f"amp fp16 needs a CUDA device, not {device.type}", field="amp", hint="use amp=bf16"
+        )
+    import torch
+
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, AMP_DTYPES[amp]))

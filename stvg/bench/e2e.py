@@ -23,7 +23,9 @@ state; each model gets its own ratio and FLOP ratio, and ``efficiency`` = ratio 
 backbones are tuned from the first model's gradients (the same arithmetic whichever model).
 
 From the cache: read the sample lazily from a zarr store plus the same heads step. Batch 1 on
-both sides, the same samples, the first one left out as warm-up; float32 (no autocast). The
+both sides, the same samples, the first one left out as warm-up; float32, or with ``amp`` bf16
+autocast for the heads' steps (``heads``) or for everything (``all``: the backbones' forward and
+fine-tuning too, as ``stvg extract --amp`` and ``stvg train --set amp=bf16`` run them). The
 result also gives the frozen-backbone variant (forward only, what ``stvg extract`` runs once)
 and the floating-point operations of each part counted by
 :class:`torch.utils.flop_counter.FlopCounterMode` on one sample, which do not depend on the
@@ -42,6 +44,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from stvg.bench.timer import Timer
+from stvg.device import autocast
 from stvg.progress import bar_disabled
 
 IMAGE_CHUNK = 8  # frames per ResNet101 forward/backward when fine-tuning
@@ -111,10 +114,17 @@ def heads_config(model: str) -> dict[str, Any]:
     return model_entry(model).config(image_channels=2048, motion_channels=2304).to_dict()
 
 
-def bench_e2e(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
+AMP_CHOICES = ("off", "heads", "all")
+
+
+def bench_e2e(quick: bool, models: list[str] | None = None, amp: str = "off") -> dict[str, Any]:
     """Returns ``ratio_end_to_end_vs_cached`` (goal >= 20), the frozen-backbone ratio, the
     per-sample breakdown in seconds and the FLOP ratio (of the first model), and ``models``:
-    each model's ratios (:func:`model_ratios`); see the module docstring."""
+    each model's ratios (:func:`model_ratios`); see the module docstring. ``amp``: ``off``
+    (float32), ``heads`` (the heads' steps under bf16 autocast, ``TrainConfig.amp``, on both
+    sides; backbones float32) or ``all`` (the backbones too, forward and fine-tuning)."""
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp {amp!r}: expected one of {', '.join(AMP_CHOICES)}")
     from stvg.data.synth import synthesize
     from stvg.extract import load_splits
     from stvg.extract.config import preset
@@ -142,7 +152,10 @@ def bench_e2e(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
         clip_size=s["clip_size"],
         max_text_len=32,
         batch_size=8,
+        amp=amp == "all",
     )
+    backbone_amp = "bf16" if amp == "all" else "off"
+    heads_amp = "off" if amp == "off" else "bf16"
     torch.manual_seed(0)
     encoders = build_encoders(config)
     tuned = [*encoders.image.body.parameters(), *encoders.text.model.parameters()]
@@ -170,15 +183,18 @@ def bench_e2e(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
             chunk = slice(start, start + IMAGE_CHUNK)
 
             def image_part(chunk: slice = chunk) -> None:
-                encoders.image.body(static[chunk]).backward(grad[chunk])
+                with autocast(torch.device("cpu"), backbone_amp):
+                    out = encoders.image.body(static[chunk])
+                out.backward(grad[chunk].to(out.dtype))
 
             flops.count("image_backbone", image_part)
         tokens = encoders.text.tokenizer([sample.caption], return_tensors="pt")
 
         def text_part() -> None:
-            states = encoders.text.model(**tokens).last_hidden_state  # [1, L, 768]
+            with autocast(torch.device("cpu"), backbone_amp):
+                states = encoders.text.model(**tokens).last_hidden_state  # [1, L, 768]
             n = batch["text"].shape[1]
-            states[:, :n].backward(batch["text"].grad)
+            states[:, :n].backward(batch["text"].grad.to(states.dtype))
 
         flops.count("text_backbone", text_part)
         backbone_optimizer.step()
@@ -187,7 +203,12 @@ def bench_e2e(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
         # the heads as `stvg train` builds them (paper optimization settings), seeded above
         states = {
             m: new_state(
-                TrainConfig(model_name=m), heads_config(m), Path(tmp) / m, Distributed("cpu"), 1, 1
+                TrainConfig(model_name=m, amp=heads_amp),
+                heads_config(m),
+                Path(tmp) / m,
+                Distributed("cpu"),
+                1,
+                1,
             )
             for m in models
         }
@@ -277,6 +298,7 @@ def bench_e2e(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
             "batch": 1,
             "fine_tuned": ["resnet101", "roberta-base"],
             "frozen": ["slowfast_r50_detection"],
+            "amp": amp,
         },
         "torch_threads": torch.get_num_threads(),
         "quick": quick,

@@ -8,6 +8,7 @@ import typer
 
 from stvg.bench.zoo import EPOCHS, VIDEOS
 from stvg.cli.app import HELP, app, command
+from stvg.errors import InputError
 
 bench_app = typer.Typer(
     help="Measure stvg's speed ratios on this machine.",
@@ -67,6 +68,10 @@ def bench_e2e_command(
         "csdvl", help="Comma-separated models whose heads are timed (e.g. csdvl,cgstvg)."
     ),
     threads: int = typer.Option(None, min=1, help="Torch threads (default: torch's)."),
+    amp: str = typer.Option(
+        "off",
+        help="bf16 autocast: off, heads (the heads' steps) or all (the backbones' passes too).",
+    ),
     json_out: Path = typer.Option(None, "--json-out", help=_JSON_OUT),
 ) -> None:
     """Cost per training sample end to end / heads from cache.
@@ -79,15 +84,17 @@ def bench_e2e_command(
     """
     import torch
 
-    from stvg.bench.e2e import bench_e2e
+    from stvg.bench.e2e import AMP_CHOICES, bench_e2e
     from stvg.bench.report import report
 
     names = _model_list(models)
+    if amp not in AMP_CHOICES:
+        raise InputError(f"--amp {amp}: expected one of {', '.join(AMP_CHOICES)}")
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        typer.echo(report(bench_e2e(quick=quick, models=names), json_out))
+        typer.echo(report(bench_e2e(quick=quick, models=names, amp=amp), json_out))
     finally:
         torch.set_num_threads(before)
 

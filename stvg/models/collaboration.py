@@ -161,9 +161,9 @@ def align_attention(
         side = max(hb, wb)
         square = F.pad(attn[rows, :, :hb, :wb], (0, side - wb, 0, side - hb))
         if (side, side) != grid:
-            square = F.interpolate(
-                square, size=grid, mode="bilinear", align_corners=False, antialias=True
-            )
+            square = F.interpolate(  # in float32: no antialiased bf16 kernel (autocast)
+                square.float(), size=grid, mode="bilinear", align_corners=False, antialias=True
+            ).to(out.dtype)
         out[rows] = square.flatten(2)
     return frames_to_clips(out, pool)
 

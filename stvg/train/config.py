@@ -28,6 +28,7 @@ from stvg.train.losses import DEFAULT_LOSS_WEIGHTS
 
 LrSchedule = Literal["constant", "cosine", "linear"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
+Amp = Literal["off", "bf16", "fp16"]
 
 
 @dataclass
@@ -94,6 +95,12 @@ class TrainConfig:
     val_split: str = "val"
     train_split: str = "train"
     in_memory: bool = False  # read every entry into RAM first (small stores)
+    # Mixed precision of the training step (not in the paper): off (float32), bf16 (autocast to
+    # bfloat16 on the CPU or CUDA; fast on CPUs with AVX-512 BF16 or AMX and on Ampere GPUs)
+    # or fp16 (autocast to float16 with a gradient scaler, CUDA only). Forward and losses run
+    # under autocast, weights, gradients, AdamW and EMA stay float32; validation and prediction
+    # stay float32. See stvg.train.trainer.train_step.
+    amp: Amp = "off"
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
 
     def loss_weights(self) -> dict[str, float]:

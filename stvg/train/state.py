@@ -83,6 +83,8 @@ class TrainState:
     val_set: Any = None
     step: int = 0
     best: float = -1.0
+    # amp=fp16 (CUDA): scales the loss so float16 gradients do not underflow; else None
+    scaler: Any = None
 
 
 # ----------------------------------------------------------------------------- small pieces
@@ -278,6 +280,8 @@ def setup(
         state.optimizer.load_state_dict(saved["optimizer"])
         state.scheduler.load_state_dict(saved["scheduler"])
         state.step, state.best = saved["step"], saved.get("best", -1.0)
+        if state.scaler is not None and "scaler" in saved:
+            state.scaler.load_state_dict(saved["scaler"])
         set_rng_state(saved["rng"])
         log.info("resumed from step %d", state.step)
     state.net = dist.wrap(state.model)
@@ -299,12 +303,16 @@ def new_state(
     CSDVL only) on ``dist.device``, its
     EMA, AdamW and the LR schedule over ``total_steps``. :func:`setup` builds its runs with it;
     the end-to-end benchmark, whose store fills while it runs, trains its heads with one."""
+    from stvg.config import SettingError
     from stvg.models.mdetr import initialize
     from stvg.models.zoo import model_entry
 
     model = model_entry(config.model_name).build(model_config)
     if init:
         initialize(model, init)
+    if config.amp == "fp16" and dist.device.type != "cuda":
+        problem = f"needs a CUDA device, not {dist.device.type} (bf16 runs on both)"
+        raise SettingError("amp", config.amp, problem, where="TrainConfig")
     model = model.to(dist.device)
     ema = EMA(model, config.ema_decay)
     optimizer = torch.optim.AdamW(
@@ -314,6 +322,7 @@ def new_state(
     return TrainState(
         config, Path(out), dist, model, model, ema, optimizer, scheduler, model_config,
         config.per_process_batch(dist.world), steps_per_epoch, total_steps,
+        scaler=torch.amp.GradScaler("cuda") if config.amp == "fp16" else None,
     )  # fmt: skip
 
 
@@ -338,6 +347,8 @@ def checkpoint(
             "best": state.best,
             "rng": rng_state(),
         }
+        if state.scaler is not None:
+            payload["scaler"] = state.scaler.state_dict()
     return {
         **payload,
         "config": state.config.to_json(),

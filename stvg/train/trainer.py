@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from stvg.atomic import torch_save_atomic, write_json_atomic, write_text_atomic
+from stvg.device import autocast
 from stvg.progress import bar_disabled
 from stvg.train.batches import RankBatches, batch_loader, to_device
 from stvg.train.config import TrainConfig
@@ -119,7 +120,8 @@ def train_step(state: TrainState, batch: dict[str, Any]) -> dict[str, float]:
     """One optimizer step on a collated batch: forward, the model's weighted losses (its entry
     of :data:`stvg.models.zoo.MODELS`; CSDVL's add DETR's auxiliary box losses with
     ``aux_loss``), backward, gradient clipping, AdamW, scheduler, EMA; ``state.step`` advances
-    by one.
+    by one. With ``amp`` (bf16, fp16) forward and losses run under autocast and fp16 scales the
+    loss (:class:`torch.amp.GradScaler`); parameters, gradients and the optimizer stay float32.
 
     Returns ``{"loss", <each loss term>, "lr"}`` as floats (``lr``: the rate this step used).
     The benchmarks time this very function.
@@ -127,19 +129,28 @@ def train_step(state: TrainState, batch: dict[str, Any]) -> dict[str, float]:
     from stvg.models.zoo import model_entry
     from stvg.train.losses import total_loss
 
-    config, model, optimizer = state.config, state.model, state.optimizer
+    config, model, optimizer, scaler = state.config, state.model, state.optimizer, state.scaler
     entry = model_entry(config.model_name)
     model.train()
     batch = to_device(batch, state.dist.device)
-    outputs = state.net(batch, aux=True) if config.aux_loss else state.net(batch)
-    terms = entry.losses(outputs, batch, config)
-    loss = total_loss(terms, entry.weights(config))
+    with autocast(state.dist.device, config.amp):  # forward and losses, as torch's AMP recipe
+        outputs = state.net(batch, aux=True) if config.aux_loss else state.net(batch)
+        terms = entry.losses(outputs, batch, config)
+        loss = total_loss(terms, entry.weights(config))
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if scaler is None:
+        loss.backward()
+    else:  # fp16: scaled backward, gradients unscaled before clipping
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
     if config.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     lr = optimizer.param_groups[0]["lr"]
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:  # skips the step when a gradient is inf or nan, and adapts the scale
+        scaler.step(optimizer)
+        scaler.update()
     state.scheduler.step()
     state.ema.update(model)
     state.step += 1

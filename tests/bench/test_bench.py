@@ -128,6 +128,12 @@ def test_bench_refuses_an_unknown_model(command, models):
     assert "--models" in result.output and "Traceback" not in result.output
 
 
+def test_bench_e2e_refuses_an_unknown_amp():
+    result = CliRunner().invoke(app, ["bench", "e2e", "--quick", "--amp", "fp8"])
+    assert result.exit_code == 2
+    assert "--amp fp8" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_glibc() is None, reason="the C library is not glibc")
 def test_bench_memory_runs_each_setting_in_its_own_process():
