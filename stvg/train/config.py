@@ -97,9 +97,9 @@ class TrainConfig:
     in_memory: bool = False  # read every entry into RAM first (small stores)
     # Mixed precision of the training step (not in the paper): off (float32), bf16 (autocast to
     # bfloat16 on the CPU or CUDA; fast on CPUs with AVX-512 BF16 or AMX and on Ampere GPUs)
-    # or fp16 (autocast to float16 with a gradient scaler, CUDA only). Forward and losses run
-    # under autocast, weights, gradients, AdamW and EMA stay float32; validation and prediction
-    # stay float32. See stvg.train.trainer.train_step.
+    # or fp16 (autocast to float16 with a gradient scaler, CUDA only). The forward runs under
+    # autocast, the losses in float32; weights, gradients, AdamW, EMA, validation and
+    # prediction stay float32. See stvg.train.trainer.train_step.
     amp: Amp = "off"
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
 

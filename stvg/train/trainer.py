@@ -116,12 +116,25 @@ def train_loader(state: TrainState) -> torch.utils.data.DataLoader:
     )
 
 
+def as_float32(value: Any) -> Any:
+    """``value`` with every bfloat16 or float16 tensor in it (through dicts, lists and tuples)
+    cast to float32; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.dtype in (torch.bfloat16, torch.float16) else value
+    if isinstance(value, dict):
+        return {k: as_float32(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(as_float32(v) for v in value)
+    return value
+
+
 def train_step(state: TrainState, batch: dict[str, Any]) -> dict[str, float]:
     """One optimizer step on a collated batch: forward, the model's weighted losses (its entry
     of :data:`stvg.models.zoo.MODELS`; CSDVL's add DETR's auxiliary box losses with
     ``aux_loss``), backward, gradient clipping, AdamW, scheduler, EMA; ``state.step`` advances
-    by one. With ``amp`` (bf16, fp16) forward and losses run under autocast and fp16 scales the
-    loss (:class:`torch.amp.GradScaler`); parameters, gradients and the optimizer stay float32.
+    by one. With ``amp`` (bf16, fp16) the forward runs under autocast, the losses in float32 on
+    its outputs (:func:`as_float32`), and fp16 scales the loss (:class:`torch.amp.GradScaler`);
+    parameters, gradients and the optimizer stay float32.
 
     Returns ``{"loss", <each loss term>, "lr"}`` as floats (``lr``: the rate this step used).
     The benchmarks time this very function.
@@ -133,10 +146,12 @@ def train_step(state: TrainState, batch: dict[str, Any]) -> dict[str, float]:
     entry = model_entry(config.model_name)
     model.train()
     batch = to_device(batch, state.dist.device)
-    with autocast(state.dist.device, config.amp):  # forward and losses, as torch's AMP recipe
+    with autocast(state.dist.device, config.amp):
         outputs = state.net(batch, aux=True) if config.aux_loss else state.net(batch)
-        terms = entry.losses(outputs, batch, config)
-        loss = total_loss(terms, entry.weights(config))
+    # losses in float32: CPU autocast would leave some (e.g. l1) in bf16
+    outputs = as_float32(outputs) if config.amp != "off" else outputs
+    terms = entry.losses(outputs, batch, config)
+    loss = total_loss(terms, entry.weights(config))
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()

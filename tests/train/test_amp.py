@@ -76,6 +76,16 @@ def test_a_bf16_step_gives_the_float32_loss_and_keeps_float32_state(model, batch
     assert half.scaler is None and "scaler" not in checkpoint(half)
 
 
+def test_outputs_reach_the_losses_in_float32():
+    from stvg.train.trainer import as_float32
+
+    half = torch.ones(2, dtype=torch.bfloat16)
+    got = as_float32({"a": half, "b": [half, (half, 3)], "c": torch.ones(2, dtype=torch.long)})
+    assert got["a"].dtype == got["b"][0].dtype == got["b"][1][0].dtype == torch.float32
+    assert isinstance(got["b"][1], tuple) and got["b"][1][1] == 3
+    assert got["c"].dtype == torch.long
+
+
 def test_bf16_runs_the_matrix_products_in_bfloat16():
     linear = torch.nn.Linear(4, 3)
     x = torch.randn(2, 4)
