@@ -47,9 +47,9 @@ AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 def autocast(device: Any, amp: str) -> contextlib.AbstractContextManager:
     """Mixed precision on ``device`` (a ``torch.device``): ``amp`` ``"off"`` runs float32 (a
-    null context), ``"bf16"`` / ``"fp16"`` autocast to bfloat16 / float16; float16 only on
-    CUDA (an :class:`InputError` naming ``amp`` elsewhere, as torch has no CPU gradient scaler
-    worth using)."""
+    null context), ``"bf16"`` / ``"fp16"`` autocast to bfloat16 / float16. float16 is for CUDA
+    only (training pairs it with a gradient scaler, which stvg runs there): elsewhere an
+    :class:`InputError` naming ``amp``."""
     if amp == "off":
         return contextlib.nullcontext()
     if amp not in AMP_DTYPES:
