@@ -15,7 +15,9 @@ With ``seeds`` the long video (no distractors) is also drawn with each of those 
 (:meth:`~stvg.ground.run.Grounder.score_windows`; no memory measured): per seed the tIoU and the
 rank, among all windows, of the *event window* (the one holding most of the event) by the score
 ``stvg ground`` ranks by (``score_by``: the presence of the described event for a run with a
-presence head, else the span's own score) and by the span's own score, 1 = chosen.
+presence head, else the span's own score) and by the span's own score, 1 = chosen; and per
+action of the target, the mean score of the windows where it does that action for at least a
+quarter of the window (:func:`scores_by_action`: which of its actions the scores follow).
 """
 
 from __future__ import annotations
@@ -48,6 +50,32 @@ def event_window_rank(
     windows scoring strictly higher."""
     window, qid = max(candidates, key=lambda c: (span_share(event, c[0]), -c[0][0]))
     return window, 1 + sum(scores[q] > scores[qid] for _, q in candidates)
+
+
+def scores_by_action(
+    candidates: list[tuple[tuple[int, int], str]],
+    scores: dict[str, float],
+    actions: list[list[Any]],
+    share: float = 0.25,
+) -> dict[str, dict[str, float]]:
+    """Per action of the target's script ``actions`` (``[action, start, end)`` native frames):
+    the number of windows in which the target does it for at least ``share`` of the window's
+    frames, and those windows' mean score (``scores`` by query id); actions no window holds
+    that long are left out. Tells which action the window scores follow."""
+    out: dict[str, dict[str, float]] = {}
+    for action in sorted({str(a[0]) for a in actions}):
+        kept = []
+        for (w0, w1), qid in candidates:
+            frames = sum(
+                max(0, min(end, w1) - max(start, w0))
+                for name, start, end in actions
+                if name == action
+            )
+            if frames >= share * (w1 - w0):
+                kept.append(scores[qid])
+        if kept:
+            out[action] = {"windows": len(kept), "mean_score": round(sum(kept) / len(kept), 4)}
+    return out
 
 
 def judge_seeds(
@@ -89,6 +117,9 @@ def judge_seeds(
             "event_window_rank_by_span_score": span_rank,
             "windows": len(candidates),
             "score_by": scored.score_by,
+            "mean_score_by_target_action": scores_by_action(
+                candidates, scored.scores, sample.extra["target_actions"]
+            ),
         }
     return out
 

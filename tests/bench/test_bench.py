@@ -147,3 +147,34 @@ def test_bench_memory_runs_each_setting_in_its_own_process():
         assert got[setting]["peak_rss_gb"] > 0.1  # a 37M-parameter model with AdamW state
     assert got["speedup"] == got["system"]["median_s"] / got["kept"]["median_s"]
     assert got["rss_ratio"] == got["kept"]["peak_rss_gb"] / got["system"]["peak_rss_gb"]
+
+
+def test_scores_by_action_by_hand():
+    """Windows of 10 frames; the target spins on [0, 8), jumps on [8, 12), stops on [12, 30).
+    A quarter of a window is 2.5 frames: spin holds in (0,10) (8 frames) and (5,15) (3); jump
+    in (5,15) (4; 2 in (0,10) and in (10,20) are too few); stop in (5,15) (3), (10,20) (8) and
+    (20,30) (10)."""
+    from stvg.bench.long import scores_by_action
+
+    candidates = [((0, 10), "a"), ((5, 15), "b"), ((10, 20), "c"), ((20, 30), "d")]
+    scores = {"a": 0.8, "b": 0.6, "c": 0.2, "d": 0.1}
+    actions = [["spin", 0, 8], ["jump", 8, 12], ["stop", 12, 30]]
+    got = scores_by_action(candidates, scores, actions)
+    assert got["spin"] == {"windows": 2, "mean_score": 0.7}
+    assert got["jump"] == {"windows": 1, "mean_score": 0.6}
+    assert got["stop"] == {"windows": 3, "mean_score": round((0.6 + 0.2 + 0.1) / 3, 4)}
+    assert scores_by_action(candidates, scores, [["walk_left", 0, 1]]) == {}
+
+
+def test_a_long_video_records_its_targets_whole_script(tmp_path):
+    from stvg.data.synth.long import synthesize_long
+
+    sample = synthesize_long(
+        tmp_path, seconds=5.0, event_seconds=1.0, event_at=3.1, actors=2, size=(64, 48)
+    )
+    script = sample.extra["target_actions"]
+    assert script[0][1] == 0 and script[-1][2] == sample.frame_count
+    assert all(a[2] == b[1] for a, b in zip(script[:-1], script[1:], strict=True))  # back to back
+    assert [a for a in script if a[0] == "jump"] == [["jump", *sample.tube]]
+    saved = json.loads((tmp_path / "long.json").read_text())
+    assert json.dumps(saved).count("target_actions") == 1

@@ -16,7 +16,8 @@ in pieces of about ``piece_seconds`` (the event in a piece of its own, with 2.5 
 after it), each piece simulated from where the previous one ended. Frames are rendered and
 encoded one at a time (:func:`~stvg.data.mp4.write_mp4` takes a generator), so memory does not
 grow with the length. Files: ``OUT/videos/<name>.mp4`` and ``OUT/<name>.json``
-(``stvg-annotations/1``, one sample, split ``long``).
+(``stvg-annotations/1``, one sample, split ``long``; its ``extra`` holds the target's whole
+script as ``target_actions``).
 """
 
 from __future__ import annotations
@@ -173,6 +174,8 @@ def synthesize_long(
             "color": target.color,
             "shape": target.shape,
             "distractors": distractors,
+            # the target's script, [action, first frame, end frame) in order (stvg bench long)
+            "target_actions": [[str(s.action), int(s.start), int(s.end)] for s in target.segments],
         },
     )
     sample.validate(file=out / f"{name}.json")
