@@ -247,6 +247,7 @@ def setup(
     out = Path(out)
     config.check()
     dist = Distributed(device)
+    check_amp(config, dist.device)  # before anything is read or written
     saved, store = _resume_from(features, out, config, resume, force, dist)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed, deterministic)
@@ -288,6 +289,15 @@ def setup(
     return state
 
 
+def check_amp(config: TrainConfig, device: torch.device) -> None:
+    """Refuse ``amp=fp16`` off CUDA (:class:`~stvg.config.SettingError` naming ``amp``)."""
+    from stvg.config import SettingError
+
+    if config.amp == "fp16" and device.type != "cuda":
+        problem = f"needs a CUDA device, not {device.type} (bf16 runs on both)"
+        raise SettingError("amp", config.amp, problem, where="TrainConfig")
+
+
 def new_state(
     config: TrainConfig,
     model_config: dict[str, Any],
@@ -303,16 +313,13 @@ def new_state(
     CSDVL only) on ``dist.device``, its
     EMA, AdamW and the LR schedule over ``total_steps``. :func:`setup` builds its runs with it;
     the end-to-end benchmark, whose store fills while it runs, trains its heads with one."""
-    from stvg.config import SettingError
     from stvg.models.mdetr import initialize
     from stvg.models.zoo import model_entry
 
     model = model_entry(config.model_name).build(model_config)
     if init:
         initialize(model, init)
-    if config.amp == "fp16" and dist.device.type != "cuda":
-        problem = f"needs a CUDA device, not {dist.device.type} (bf16 runs on both)"
-        raise SettingError("amp", config.amp, problem, where="TrainConfig")
+    check_amp(config, dist.device)
     model = model.to(dist.device)
     ema = EMA(model, config.ema_decay)
     optimizer = torch.optim.AdamW(

@@ -77,6 +77,13 @@ def test_unknown_key_and_unknown_model_key_exit_2(features, tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_fp16_on_the_cpu_is_one_line_and_writes_nothing(features, tmp_path):
+    result = _train(features, tmp_path / "run", "--device", "cpu", sets=[*TINY_SETS, "amp=fp16"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "amp='fp16': needs a CUDA device, not cpu" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_non_empty_folder_refused_without_resume(features, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
