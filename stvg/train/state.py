@@ -129,7 +129,8 @@ def model_inputs_from(dataset: Any) -> dict[str, int]:
 
 def train_dataset(features: str | Path, config: TrainConfig) -> Any:
     """The training split of the store as the trainer reads it (``FeatureDataset``), followed
-    by event-free queries with ``negatives`` or ``negatives_outside`` (:class:`stvg.train.negatives.WithNegatives`)."""
+    by event-free queries with ``negatives`` or ``negatives_outside``
+    (:class:`stvg.train.negatives.WithNegatives`)."""
     from stvg.features.dataset import FeatureDataset
     from stvg.train.negatives import WithNegatives
 

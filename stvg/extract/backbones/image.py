@@ -108,11 +108,11 @@ def resize_shape(
 
 
 def autocast_context(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU, fp16 on CUDA, or nothing when ``amp`` is false."""
-    if not amp:
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    """bf16 autocast on CPU, fp16 on CUDA, or nothing when ``amp`` is false
+    (:func:`stvg.device.autocast`)."""
+    from stvg.device import autocast
+
+    return autocast(device, ("fp16" if device.type == "cuda" else "bf16") if amp else "off")
 
 
 class ImageEncoder(nn.Module):
