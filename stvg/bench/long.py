@@ -14,8 +14,10 @@ With ``seeds`` the long video (no distractors) is also drawn with each of those 
 (other scenes, other colors and shapes; the event at the same time) and grounded in this process
 (:meth:`~stvg.ground.run.Grounder.score_windows`; no memory measured): per seed the tIoU and the
 rank, among all windows, of the *event window* (the one holding most of the event) by the score
-``stvg ground`` ranks by (``score_by``: the presence of the described event for a run with a
-presence head, else the span's own score) and by the span's own score, 1 = chosen; and per
+``stvg ground`` ranks by (``score_by``: the presence of the described event over the window for a
+run with a presence head, else the span's own score), by the span's own score and, with a
+presence head, by the presence inside the window's span alone (:func:`span_presence_scores`,
+the rule ``stvg ground`` used before: kept to compare), 1 = chosen; and per
 action of the target, the mean score of the windows where it does that action for at least a
 quarter of the window (:func:`scores_by_action`: which of its actions the scores follow).
 """
@@ -52,6 +54,13 @@ def event_window_rank(
     return window, 1 + sum(scores[q] > scores[qid] for _, q in candidates)
 
 
+def rank_of(
+    event: tuple[int, int], candidates: list[tuple[tuple[int, int], str]], scores: dict[str, float]
+) -> int:
+    """The event window's rank by ``scores`` (:func:`event_window_rank`)."""
+    return event_window_rank(event, candidates, scores)[1]
+
+
 def scores_by_action(
     candidates: list[tuple[tuple[int, int], str]],
     scores: dict[str, float],
@@ -75,6 +84,29 @@ def scores_by_action(
                 kept.append(scores[qid])
         if kept:
             out[action] = {"windows": len(kept), "mean_score": round(sum(kept) / len(kept), 4)}
+    return out
+
+
+def span_presence_scores(
+    candidates: list[tuple[tuple[int, int], str]],
+    frame_presence: dict[str, tuple[Any, Any]],
+    tubes: dict[str, tuple[int, int]],
+) -> dict[str, float]:
+    """Per query id: the mean of :func:`~stvg.ground.predict.presence_track` over the stored
+    frames of its window inside its span ``tubes[query id]``, or their maximum over the window
+    when none falls inside."""
+    import numpy as np
+
+    from stvg.ground.predict import presence_track
+
+    track = presence_track(candidates, frame_presence)
+    out = {}
+    for _, qid in candidates:
+        ids = np.asarray(frame_presence[qid][0]).tolist()
+        seen = [track[f] for f in ids]
+        t0, t1 = tubes[qid]
+        inside = [track[f] for f in ids if t0 <= f < t1]
+        out[qid] = sum(inside) / len(inside) if inside else max(seen)
     return out
 
 
@@ -104,8 +136,16 @@ def judge_seeds(
         candidates = scored.candidates(pair.sentence)
         window, qid = best_window(candidates, scored.scores)
         event_window, rank = event_window_rank(sample.tube, candidates, scored.scores)
-        _, span_rank = event_window_rank(sample.tube, candidates, scored.span_scores)
+        span_rank = rank_of(sample.tube, candidates, scored.span_scores)
         tube = tuple(scored.windows[qid]["tube"])
+        if scored.frame_presence:
+            tubes = {q: tuple(scored.windows[q]["tube"]) for _, q in candidates}
+            by_span = span_presence_scores(candidates, scored.frame_presence, tubes)
+            ranks = {
+                "event_window_rank_by_span_presence": rank_of(sample.tube, candidates, by_span)
+            }
+        else:
+            ranks = {}
         out[str(seed)] = {
             "caption": sample.caption,
             "gt": list(sample.tube),
@@ -115,6 +155,7 @@ def judge_seeds(
             "event_window": list(event_window),
             "event_window_rank": rank,
             "event_window_rank_by_span_score": span_rank,
+            **ranks,
             "windows": len(candidates),
             "score_by": scored.score_by,
             "mean_score_by_target_action": scores_by_action(
@@ -214,4 +255,13 @@ def seeds_summary(by_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "seeds_tIoU_ge_0.3": sum(v["tIoU"] >= 0.3 for v in values),
         "event_window_ranks": [v["event_window_rank"] for v in values],
         "event_window_ranks_by_span_score": [v["event_window_rank_by_span_score"] for v in values],
+        **(
+            {
+                "event_window_ranks_by_span_presence": [
+                    v["event_window_rank_by_span_presence"] for v in values
+                ]
+            }
+            if all("event_window_rank_by_span_presence" in v for v in values)
+            else {}
+        ),
     }

@@ -4,13 +4,18 @@ Each window of a video is predicted as a segment of its own (:func:`stvg.evaluat
 predict_dataset`: every stored frame seen, the span and its score from the model's entry of
 :mod:`stvg.models.zoo`, boxes on every native frame of the window). A sentence's tube is that of
 the window that scores highest (the earliest on a tie): its span, already in native frame ids of
-the whole video, and its boxes, which cover that window only. A window's score is the presence
-of the described event in its span when the run has a presence head (``model.presence_head``:
-trained with BCE, and with event-free negatives, comparable across windows): the mean over the
-stored frames in the span of each frame's presence probability averaged over every window that
-saw it (windows overlap by half, so most frames are seen twice; :func:`overlap_scores`). Else it
-is the span's own score (the model's measure of its span, which a run trained only on segments
-holding the event does not calibrate across segments).
+the whole video, and its boxes, which cover that window only.
+
+A window's score is, when the run has a presence head (``model.presence_head``: trained with
+BCE, and with event-free negatives, comparable across windows), the presence of the described
+event over the whole window (:func:`window_presence_scores`): the mean over the window's stored
+frames of each frame's presence probability averaged over every window that saw it (windows
+overlap by half, so most frames are seen twice). All windows have the training length, so this
+is the amount of the event a window holds: a window holding most of a 5 s event beats one where
+a similar action lifts the presence for a second or two. (The mean inside the window's own span
+ranked such short bursts first, their spans being a few frames long: BENCHMARKS.md, "Window
+score".) Without a presence head it is the span's own score (the model's measure of its span,
+which a run trained only on segments holding the event does not calibrate across segments).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class Grounding:
     score: float
     window: Span
     windows: int
-    # "presence_overlap" (the run's presence head, averaged over windows) or "span" (its own)
+    # "presence_window" (the run's presence head over the window) or "span" (the span's own)
     score_by: str = "span"
     pictures: list[str] = field(default_factory=list)
 
@@ -83,15 +88,13 @@ def best_window(candidates: list[tuple[Span, str]], scores: dict[str, float]) ->
     return best
 
 
-def overlap_scores(
-    candidates: list[tuple[Span, str]],
-    frame_presence: dict[str, tuple[Any, Any]],
-    tubes: dict[str, Span],
-) -> dict[str, float]:
-    """Window scores from the presence of each stored frame averaged over every window that
-    saw it (windows overlap: most frames are seen twice): per ``(window, query id)`` of
-    ``candidates``, the mean of those averages over the stored frames inside the window's
-    ``tubes[query id]``, or their maximum over the window when none falls inside."""
+def presence_track(
+    candidates: list[tuple[Span, str]], frame_presence: dict[str, tuple[Any, Any]]
+) -> dict[int, float]:
+    """Each stored frame's presence probability averaged over every window of ``candidates``
+    ``(window, query id)`` that saw it (``frame_presence[query id]``: the ids of the stored
+    frames the window saw and their probabilities; windows overlap, most frames are seen
+    twice)."""
     import numpy as np
 
     total: dict[int, float] = {}
@@ -101,14 +104,21 @@ def overlap_scores(
         for f, p in zip(np.asarray(ids).tolist(), np.asarray(prob).tolist(), strict=True):
             total[f] = total.get(f, 0.0) + p
             seen[f] = seen.get(f, 0) + 1
-    out = {}
-    for _, qid in candidates:
-        ids = np.asarray(frame_presence[qid][0]).tolist()
-        mean = [total[f] / seen[f] for f in ids]
-        t0, t1 = tubes[qid]
-        inside = [m for f, m in zip(ids, mean, strict=True) if t0 <= f < t1]
-        out[qid] = float(np.mean(inside)) if inside else float(max(mean))
-    return out
+    return {f: total[f] / seen[f] for f in total}
+
+
+def window_presence_scores(
+    candidates: list[tuple[Span, str]], frame_presence: dict[str, tuple[Any, Any]]
+) -> dict[str, float]:
+    """Per query id of ``candidates``: the mean of :func:`presence_track` over the stored
+    frames its window saw."""
+    import numpy as np
+
+    track = presence_track(candidates, frame_presence)
+    return {
+        qid: float(np.mean([track[f] for f in np.asarray(frame_presence[qid][0]).tolist()]))
+        for _, qid in candidates
+    }
 
 
 def write_groundings(path: str | Path, groundings: list[Grounding], run: str | Path) -> Path:

@@ -28,7 +28,7 @@ from stvg.data.video import VideoError, VideoInfo, open_video
 from stvg.errors import UndecodableVideo
 from stvg.ground.cache import SPLIT, FeatureCache, cache_root, entry_id, query_id
 from stvg.ground.inputs import Pair
-from stvg.ground.predict import Grounding, best_window, overlap_scores, write_groundings
+from stvg.ground.predict import Grounding, best_window, window_presence_scores, write_groundings
 from stvg.ground.settings import RunSettings, run_settings
 from stvg.ground.windows import WindowPlan, last_use, plan_window, window_length, window_spans
 from stvg.progress import bar_disabled
@@ -179,8 +179,8 @@ def extract_windows(
 class WindowScores:
     """One video's windows predicted for its sentences: ``windows`` and ``scores`` (the window
     score ``stvg ground`` ranks by: with a run that has a presence head, the presence of the
-    described event in the window's span, each frame's presence averaged over every window that
-    saw it, ``score_by="presence_overlap"`` (:func:`~stvg.ground.predict.overlap_scores`);
+    described event over the window, each frame's presence averaged over every window that
+    saw it, ``score_by="presence_window"`` (:func:`~stvg.ground.predict.window_presence_scores`);
     else the span's own score, ``"span"``) and
     ``span_scores`` (always the span's own score), each keyed by query id
     (:func:`~stvg.ground.cache.query_id`)."""
@@ -286,13 +286,12 @@ class Grounder:
         )
         scored = WindowScores(info, fingerprint, spans, windows, scores, span_scores, "span")
         if frame_presence:
-            # each frame's presence averaged over the (two) windows that see it: ranks the
-            # window of a 600 s video's event higher than the window's own (BENCHMARKS.md)
-            scored.frame_presence, scored.score_by = frame_presence, "presence_overlap"
+            # the event's presence over each window, each frame averaged over the (two)
+            # windows that see it: ranks a 600 s video's event window first (BENCHMARKS.md)
+            scored.frame_presence, scored.score_by = frame_presence, "presence_window"
             for pair in pairs:
                 candidates = scored.candidates(pair.sentence)
-                tubes = {q: tuple(windows[q]["tube"]) for _, q in candidates}
-                scores.update(overlap_scores(candidates, frame_presence, tubes))
+                scores.update(window_presence_scores(candidates, frame_presence))
         return scored
 
     def ground_video(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -164,6 +165,24 @@ def test_scores_by_action_by_hand():
     assert got["jump"] == {"windows": 1, "mean_score": 0.6}
     assert got["stop"] == {"windows": 3, "mean_score": round((0.6 + 0.2 + 0.1) / 3, 4)}
     assert scores_by_action(candidates, scores, [["walk_left", 0, 1]]) == {}
+
+
+def test_span_presence_scores_by_hand():
+    """The earlier window score, kept in the bench to compare: window a sees frames 0, 10 and
+    b frames 10, 20; frame 10 averages (0.6 + 0.2) / 2 = 0.4. a's span [0, 15) holds frames 0
+    and 10: (0.2 + 0.4) / 2; b's span [25, 28) holds none: its highest frame, 0.9; b's span
+    [10, 11): the averaged 0.4, not its own 0.2."""
+    from stvg.bench.long import span_presence_scores
+
+    candidates = [((0, 20), "a"), ((10, 30), "b")]
+    presence = {
+        "a": (np.array([0, 10]), np.array([0.2, 0.6])),
+        "b": (np.array([10, 20]), np.array([0.2, 0.9])),
+    }
+    got = span_presence_scores(candidates, presence, {"a": (0, 15), "b": (25, 28)})
+    assert got == pytest.approx({"a": 0.3, "b": 0.9})
+    got = span_presence_scores(candidates, presence, {"a": (0, 1), "b": (10, 11)})
+    assert got == pytest.approx({"a": 0.2, "b": 0.4})
 
 
 def test_a_long_video_records_its_targets_whole_script(tmp_path):

@@ -199,7 +199,7 @@ def test_a_presence_run_ranks_windows_by_presence_over_their_overlap(tiny_train_
     (pair,) = gather_pairs(tmp_path / "data" / sample.video_path, [sample.caption])
     grounder = Grounder.load(tmp_path / "run", tmp_path / "g", progress=False)
     scored = grounder.score_windows(pair.video, [pair])
-    assert scored.score_by == "presence_overlap"
+    assert scored.score_by == "presence_window"
     candidates = scored.candidates(pair.sentence)
     assert len(candidates) == 4
     seen: dict[int, list[float]] = {}
@@ -208,16 +208,8 @@ def test_a_presence_run_ranks_windows_by_presence_over_their_overlap(tiny_train_
             seen.setdefault(int(f), []).append(float(p))
     assert max(len(v) for v in seen.values()) == 2  # windows overlap by half
     for _, qid in candidates:
-        t0, t1 = scored.windows[qid]["tube"]
-        inside = [
-            np.mean(seen[f]) for f in seen if t0 <= f < t1 and f in scored.frame_presence[qid][0]
-        ]
-        want = (
-            np.mean(inside)
-            if inside
-            else max(np.mean(seen[int(f)]) for f in scored.frame_presence[qid][0])
-        )
+        want = np.mean([np.mean(seen[int(f)]) for f in scored.frame_presence[qid][0]])
         assert scored.scores[qid] == pytest.approx(want)
     (found,) = grounder.ground_video(pair.video, [pair])
     best = max(candidates, key=lambda c: (scored.scores[c[1]], -c[0][0]))
-    assert found.window == best[0] and found.score_by == "presence_overlap"
+    assert found.window == best[0] and found.score_by == "presence_window"

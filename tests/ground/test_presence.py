@@ -114,19 +114,32 @@ def test_presence_by_frame_keeps_the_seen_frames():
     assert prob.tolist() == pytest.approx([0.2, 0.5, 0.8])  # frame 5: (0.6 + 0.4) / 2
 
 
-def test_overlap_scores_average_each_frame_over_its_windows():
-    from stvg.ground.predict import overlap_scores
+def test_window_presence_scores_average_each_frame_over_its_windows():
+    from stvg.ground.predict import window_presence_scores
 
-    # window a sees frames 0, 10; window b frames 10, 20: frame 10 is (0.6 + 0.2) / 2 = 0.4
-    candidates = [((0, 20), "a"), ((10, 30), "b")]
+    # window a sees frames 0, 10; window b frames 10, 20, 30; c frame 30 alone.
+    # Frame 10: (0.6 + 0.2) / 2 = 0.4; frame 30: (0.5 + 0.1) / 2 = 0.3.
+    candidates = [((0, 20), "a"), ((10, 40), "b"), ((30, 40), "c")]
     presence = {
         "a": (np.array([0, 10]), np.array([0.2, 0.6])),
-        "b": (np.array([10, 20]), np.array([0.2, 0.9])),
+        "b": (np.array([10, 20, 30]), np.array([0.2, 0.9, 0.5])),
+        "c": (np.array([30]), np.array([0.1])),
     }
-    scores = overlap_scores(candidates, presence, {"a": (0, 15), "b": (25, 28)})
-    assert scores["a"] == pytest.approx((0.2 + 0.4) / 2)
-    assert scores["b"] == pytest.approx(0.9)  # no frame inside its tube: its highest, 0.9
-    # with b's tube on frame 10, b scores the averaged 0.4, not its own 0.2
-    assert overlap_scores(candidates, presence, {"a": (0, 1), "b": (10, 11)})["b"] == pytest.approx(
-        0.4
-    )
+    scores = window_presence_scores(candidates, presence)
+    assert scores == pytest.approx({"a": (0.2 + 0.4) / 2, "b": (0.4 + 0.9 + 0.3) / 3, "c": 0.3})
+
+
+def test_window_presence_prefers_the_held_event_to_a_short_burst():
+    """A window holding 8 of its 10 stored frames at presence 0.7 (most of an event) outranks
+    one with a 2-frame burst at 0.95 amid 0.05: 0.7 * 0.8 + 0.05 * 0.2 = 0.57 against
+    0.95 * 0.2 + 0.05 * 0.8 = 0.23 (the mean inside the burst alone would rank it first)."""
+    from stvg.ground.predict import best_window, window_presence_scores
+
+    frames = np.arange(10)
+    event = np.where(frames < 8, 0.7, 0.05)
+    burst = np.where(frames >= 8, 0.95, 0.05)
+    candidates = [((0, 10), "burst"), ((100, 110), "event")]
+    presence = {"burst": (frames, burst), "event": (frames + 100, event)}
+    scores = window_presence_scores(candidates, presence)
+    assert scores == pytest.approx({"burst": 0.23, "event": 0.57})
+    assert best_window(candidates, scores) == candidates[1]
