@@ -12,8 +12,11 @@ batch of two or more (max |diff| 1.5e-5 for random ResNet18 ``layer3``, 0.12 on 
 for ResNet101 ``layer4``, 2e-7 for SlowFast), and an NCHW batch differs from the NHWC one. What a
 row's output does not depend on (measured bitwise for those three and the frame-difference
 encoder, fp32 and bf16 autocast, channels_last or not) is which rows share its batch and where
-it sits in it. So a store made by 2 shards, 2 dask workers or a resumed run equals a
-single-process one, with or without packing.
+it sits in it. The thread count matters too: the text encoder's states differ in the last
+float16 bit between one and two CPU threads (measured: 1-3 of an entry's 5-10 thousand values),
+so texts are always encoded on one CPU thread (dask workers run single-threaded; the images and
+clips measured bitwise equal across thread counts). So a store made by 2 shards, 2 dask workers
+or a resumed run equals a single-process one, with or without packing.
 
 Packing (``config.pack``, the default): short entries leave batches under-filled, so the frames
 and clips of consecutive entries are queued together and a backbone runs whenever a queue holds
@@ -43,6 +46,7 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,15 +211,28 @@ def encode_motion(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -
     return torch.cat(motion).numpy()
 
 
+@contextmanager
+def one_cpu_thread() -> Iterator[None]:
+    """torch's CPU ops on one intra-op thread inside the block (the count is restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def encode_texts(
     samples: list[Any], config: ExtractConfig, encoders: Encoders
 ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
     """Each query's ``(sample, states [L, 768] float32, mask [L] all true)``; the captions of
     one entry are one batch, padded to the longest (so a re-extracted query is encoded with all
-    its entry's captions, as a clean run encodes it, and only the stale ones are written)."""
-    states, mask = encoders.text.encode(
-        [s.caption for s in samples], max_length=config.max_text_len
-    )
+    its entry's captions, as a clean run encodes it, and only the stale ones are written), on
+    one CPU thread (module docstring: the states would depend on the thread count)."""
+    with one_cpu_thread():
+        states, mask = encoders.text.encode(
+            [s.caption for s in samples], max_length=config.max_text_len
+        )
     texts = []
     for i, sample in enumerate(samples):
         n = int(mask[i].sum())

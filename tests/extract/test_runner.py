@@ -199,3 +199,44 @@ def test_int8_round_trip_within_per_channel_bound(data, tmp_path):
     assert queries >= 4 and checked == 4 * 2 + queries
     names = ("image", "motion", "text")
     assert feature_bytes(out, names) <= 0.5 * feature_bytes(reference, names)
+
+
+def test_texts_are_encoded_on_one_thread_whatever_the_thread_count(data, tmp_path):
+    """The text encoder's float16 states differ in the last bit between 1 and 2 CPU threads on
+    some CPUs (dask workers run single-threaded), so ``encode_texts`` runs it on one thread: a
+    store made at 2 threads equals one made at 1, text included, and the count is restored."""
+    import torch
+
+    stores = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out = tmp_path / f"threads-{threads}"
+            run(preset("synthetic", **SMALL), data, out, SPLITS, progress=False)
+            assert torch.get_num_threads() == threads
+            stores[threads] = all_arrays(out)
+    finally:
+        torch.set_num_threads(before)
+    assert sorted(stores[1]) == sorted(stores[2])
+    assert any(key.endswith("/text") for key in stores[1])
+    for key, value in stores[1].items():
+        assert np.array_equal(value, stores[2][key]), key
+
+
+def test_one_cpu_thread_inside_and_restored_after():
+    import torch
+
+    from stvg.extract.runner import one_cpu_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_cpu_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError), one_cpu_thread():
+            raise RuntimeError
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
