@@ -61,3 +61,18 @@ def autocast(device: Any, amp: str) -> contextlib.AbstractContextManager:
     import torch
 
     return torch.autocast(device_type=device.type, dtype=getattr(torch, AMP_DTYPES[amp]))
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Any:
+    """torch's CPU ops on ``threads`` intra-op threads inside the block, the count before
+    restored after (also on error); ``None`` or 0 leaves the count as it is."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -54,13 +54,6 @@ def event_window_rank(
     return window, 1 + sum(scores[q] > scores[qid] for _, q in candidates)
 
 
-def rank_of(
-    event: tuple[int, int], candidates: list[tuple[tuple[int, int], str]], scores: dict[str, float]
-) -> int:
-    """The event window's rank by ``scores`` (:func:`event_window_rank`)."""
-    return event_window_rank(event, candidates, scores)[1]
-
-
 def scores_by_action(
     candidates: list[tuple[tuple[int, int], str]],
     scores: dict[str, float],
@@ -136,13 +129,15 @@ def judge_seeds(
         candidates = scored.candidates(pair.sentence)
         window, qid = best_window(candidates, scored.scores)
         event_window, rank = event_window_rank(sample.tube, candidates, scored.scores)
-        span_rank = rank_of(sample.tube, candidates, scored.span_scores)
+        span_rank = event_window_rank(sample.tube, candidates, scored.span_scores)[1]
         tube = tuple(scored.windows[qid]["tube"])
         if scored.frame_presence:
             tubes = {q: tuple(scored.windows[q]["tube"]) for _, q in candidates}
             by_span = span_presence_scores(candidates, scored.frame_presence, tubes)
             ranks = {
-                "event_window_rank_by_span_presence": rank_of(sample.tube, candidates, by_span)
+                "event_window_rank_by_span_presence": event_window_rank(
+                    sample.tube, candidates, by_span
+                )[1]
             }
         else:
             ranks = {}

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from stvg.bench.timer import Timer
+from stvg.device import torch_threads
 
 BASELINE, CANDIDATE = "slowfast_r50_detection", "swin3d_t"
 NAMES = (BASELINE, CANDIDATE)
@@ -50,9 +51,7 @@ def bench_video(
     """
     from stvg.extract.backbones import build_video_encoder
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         encoders = {n: build_video_encoder(n, "random", size=clip_size) for n in NAMES}
         (frames_per_clip,) = {e.clip_frames for e in encoders.values()}
         frames = np.random.default_rng(0).integers(
@@ -75,8 +74,6 @@ def bench_video(
                 best = per[name]
                 best["cpu_s_per_clip"] = min(best["cpu_s_per_clip"], timer.cpu_seconds / clips)
                 best["wall_s_per_clip"] = min(best["wall_s_per_clip"], timer.seconds / clips)
-    finally:
-        torch.set_num_threads(previous)
     swin, slowfast = per[CANDIDATE], per[BASELINE]
     return {
         "ratio_cpu_time": swin["cpu_s_per_clip"] / slowfast["cpu_s_per_clip"],

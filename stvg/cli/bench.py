@@ -82,21 +82,15 @@ def bench_e2e_command(
     Per model also the FLOP ratio and efficiency = ratio / FLOP ratio (1.0: the heads run as
     fast per FLOP as the backbones).
     """
-    import torch
-
     from stvg.bench.e2e import AMP_CHOICES, bench_e2e
     from stvg.bench.report import report
+    from stvg.device import torch_threads
 
     names = _model_list(models)
     if amp not in AMP_CHOICES:
         raise InputError(f"--amp {amp}: expected one of {', '.join(AMP_CHOICES)}")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         typer.echo(report(bench_e2e(quick=quick, models=names, amp=amp), json_out))
-    finally:
-        torch.set_num_threads(before)
 
 
 @bench_app.command("memory")

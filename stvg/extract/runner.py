@@ -46,7 +46,6 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +55,7 @@ from tqdm import tqdm
 
 from stvg.data.sampling import clip_frame_ids, clip_spans, sampled_frame_ids
 from stvg.data.video import VideoError, open_video
+from stvg.device import torch_threads
 from stvg.errors import InputError
 from stvg.evaluate.protocols import sampling_segment
 from stvg.extract.config import ExtractConfig
@@ -211,17 +211,6 @@ def encode_motion(decoded: Decoded, config: ExtractConfig, encoders: Encoders) -
     return torch.cat(motion).numpy()
 
 
-@contextmanager
-def one_cpu_thread() -> Iterator[None]:
-    """torch's CPU ops on one intra-op thread inside the block (the count is restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def encode_texts(
     samples: list[Any], config: ExtractConfig, encoders: Encoders
 ) -> list[tuple[Any, np.ndarray, np.ndarray]]:
@@ -229,7 +218,7 @@ def encode_texts(
     one entry are one batch, padded to the longest (so a re-extracted query is encoded with all
     its entry's captions, as a clean run encodes it, and only the stale ones are written), on
     one CPU thread (module docstring: the states would depend on the thread count)."""
-    with one_cpu_thread():
+    with torch_threads(1):
         states, mask = encoders.text.encode(
             [s.caption for s in samples], max_length=config.max_text_len
         )

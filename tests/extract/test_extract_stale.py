@@ -23,10 +23,10 @@ from store_contents import store_arrays
 from typer.testing import CliRunner
 
 from stvg.cli import app
+from stvg.device import torch_threads
 from stvg.extract import run
 from stvg.extract.backbones import build_text_encoder
 from stvg.extract.config import preset
-from stvg.extract.runner import one_cpu_thread
 from stvg.features.store import open_store
 
 SPLITS = ["train", "val", "test"]
@@ -127,7 +127,7 @@ def test_an_edited_caption_reextracts_that_query_only(data, tmp_path, backend):
     # its text: the encoder's states of its entry's captions (one batch, on one CPU thread as
     # stage one encodes texts), its row, as float16
     batch = [s for s in samples_of(work)["test"] if s["video_id"] == edited["video_id"]]
-    with one_cpu_thread():
+    with torch_threads(1):
         states, mask = encoder.encode([s["caption"] for s in batch], max_length=24)
     row = [s["sample_id"] for s in batch].index(sid)
     n = int(mask[row].sum())

@@ -224,18 +224,18 @@ def test_texts_are_encoded_on_one_thread_whatever_the_thread_count(data, tmp_pat
         assert np.array_equal(value, stores[2][key]), key
 
 
-def test_one_cpu_thread_inside_and_restored_after():
+def test_torch_threads_inside_and_restored_after():
     import torch
 
-    from stvg.extract.runner import one_cpu_thread
+    from stvg.device import torch_threads
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        with one_cpu_thread():
+        with torch_threads(1):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
-        with pytest.raises(RuntimeError), one_cpu_thread():
+        with pytest.raises(RuntimeError), torch_threads(1):
             raise RuntimeError
         assert torch.get_num_threads() == 2
     finally:
